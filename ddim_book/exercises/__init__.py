@@ -1,0 +1,15 @@
+"""Checks for the chapters' exercises: a reader's function against the package's reference.
+
+Each chapter module (``ch01``, ``ch02``, ...) exposes ``check_<exercise>(fn)``. A check calls the
+reader's function on a fixed set of cases, compares with the reference implementation from
+``ddim_book``, and raises :class:`ExerciseError` with a message that says which case failed, what
+was expected and what came back. It returns a short "passed" message otherwise, so course labs can
+grade with it::
+
+    from ddim_book.exercises import ch01
+    ch01.check_q_sample(my_q_sample)
+"""
+
+from ddim_book.exercises._core import ExerciseError, compare
+
+__all__ = ["ExerciseError", "compare"]
