@@ -96,9 +96,7 @@ class NoiseSchedule:
         full = torch.cat([torch.ones(1, dtype=torch.float64), a])
         if not bool((full[1:] < full[:-1]).all()):
             i = int(torch.nonzero(full[1:] >= full[:-1])[0]) + 1
-            raise ValueError(
-                f"alpha_bars must be strictly decreasing in t; alpha_bars[{i}] >= alpha_bars[{i - 1}]"
-            )
+            raise ValueError(f"alpha_bars must be strictly decreasing in t; alpha_bars[{i}] >= alpha_bars[{i - 1}]")
         return cls(1.0 - full[1:] / full[:-1])
 
     @classmethod
@@ -166,9 +164,7 @@ class NoiseSchedule:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got {type(x).__name__}")
 
-    def q_sample(
-        self, x0: torch.Tensor, t, noise: torch.Tensor | None = None, generator=None
-    ) -> torch.Tensor:
+    def q_sample(self, x0: torch.Tensor, t, noise: torch.Tensor | None = None, generator=None) -> torch.Tensor:
         """Draw x_t ~ q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I) (DDPM eq. (4); chapter 1).
 
         Args:
@@ -183,9 +179,7 @@ class NoiseSchedule:
             noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         elif noise.shape != x0.shape:
             raise ValueError(f"noise has shape {tuple(noise.shape)} but x0 has shape {tuple(x0.shape)}")
-        return self._coef("sqrt_alpha_bars", t, x0) * x0 + self._coef(
-            "sqrt_one_minus_alpha_bars", t, x0
-        ) * noise.to(x0)
+        return self._coef("sqrt_alpha_bars", t, x0) * x0 + self._coef("sqrt_one_minus_alpha_bars", t, x0) * noise.to(x0)
 
     def q_posterior(self, x0: torch.Tensor, x_t: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(x_{t-1} | x_t, x_0) (DDPM eqs. (6)-(7); chapter 2).
