@@ -99,9 +99,7 @@ def _parse_clip(clip_x0):
     try:
         lo, hi = (float(v) for v in clip_x0)
     except (TypeError, ValueError) as err:
-        raise TypeError(
-            f"clip_x0 must be None, True (= (-1, 1)) or a pair (low, high), got {clip_x0!r}"
-        ) from err
+        raise TypeError(f"clip_x0 must be None, True (= (-1, 1)) or a pair (low, high), got {clip_x0!r}") from err
     if not lo < hi:
         raise ValueError(f"clip_x0 must have low < high, got {clip_x0!r}")
     return (lo, hi)
