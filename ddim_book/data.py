@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ddim_book._checks import check_choice, check_finite_nonneg, check_int_range
 from ddim_book.toy import toy_2d

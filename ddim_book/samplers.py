@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ddim_book._checks import check_choice, check_finite_nonneg, check_model_output
 from ddim_book.latents import slerp

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ddim_book.training import distributed
 from ddim_book.training.batches import EpochBatches, load_training_data

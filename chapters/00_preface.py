@@ -1,0 +1,203 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Preface — how to use this book
+#
+# This is a book about two papers: *Denoising Diffusion Probabilistic Models* (DDPM; Ho, Jain & Abbeel 2020,
+# arXiv:2006.11239) and *Denoising Diffusion Implicit Models* (DDIM; Song, Meng & Ermon 2021, arXiv:2010.02502,
+# equation numbers from its v4). It is meant to be run, not only read. Every chapter follows the same pattern:
+#
+# 1. an idea in words;
+# 2. its derivation in **sympy**, closed by an assertion that would fail if the identity were false;
+# 3. the same identity confirmed **numerically**, on real MNIST digits or on distributions whose answer is known exactly;
+# 4. a call into the tested package `ddim_book`, which holds the one implementation of every formula the book derives.
+#
+# The notebooks never re-implement the package: they derive a formula, then import it. When you read
+# `s.q_posterior(x0, x_t, t)` in chapter 4, it is the function whose every coefficient chapter 2 proved.
+
+# %% [markdown]
+# ## Running the book
+#
+# **Set-up.** Install the package with its development extras from the repository root,
+# `pip install -e ".[dev]"` (the README has the two commands that create a fresh environment). Everything runs on a
+# laptop CPU; no download is needed, because the MNIST test split (10,000 digits, md5-checked) ships in `data/mnist/`.
+#
+# **Two files per chapter.** Each chapter is a pair made with [jupytext](https://jupytext.readthedocs.io):
+# `chapters/NN_topic.py` (plain Python in the "percent" format, the source of truth, easy to diff and review) and
+# `chapters/NN_topic.ipynb` (the same cells, executed, with their outputs). Edit whichever you like, then bring the other
+# up to date with
+#
+#     jupytext --sync chapters/01_forward_process.py      # or the .ipynb you edited
+#
+# **Re-executing.** `python scripts/build_book.py` runs every chapter top to bottom in a fresh kernel and writes the
+# `.ipynb` with its outputs; `python scripts/build_book.py chapters/02_reverse_posterior.py` rebuilds one chapter. It
+# prints the wall time of each: every chapter is budgeted to about a minute on a 2-core CPU.
+#
+# **Testing.** `pytest` runs the package's tests and, through nbval, every notebook. All cells must run without error,
+# and the cells whose first line is `# NBVAL_CHECK_OUTPUT` (sympy results, tables of numbers from fixed seeds) must
+# reproduce their stored output exactly. One chapter at a time:
+#
+#     pytest --nbval-lax chapters/01_forward_process.ipynb
+#
+# **Cached results.** A few experiments (long sampling sweeps, trained models) take far longer than a minute. Their
+# results are stored in `data/results/` and `data/checkpoints/`, each with the script and command that regenerates
+# it, and the chapters read them by default. Set the environment variable `DDIM_BOOK_RECOMPUTE=1` to recompute
+# instead, e.g. `DDIM_BOOK_RECOMPUTE=1 python scripts/build_book.py chapters/NN_topic.py`. (`DDIM_BOOK_DATA` and
+# `DDIM_BOOK_CHECKPOINTS` point the package at other data and checkpoint folders.)
+#
+# **CPU or GPU.** The chapters run on the CPU by default, in float64 wherever numbers are printed, with fixed seeds, so
+# that their checked outputs reproduce on any machine. The package itself is GPU-ready: samplers run on the device of
+# the tensors they are given, `pretrained.load("mnist", device="cuda")` puts the shipped model on a GPU, and
+# `ddim-book sample --device auto` and `ddim-book train --config NAME` pick CUDA when it is available (with bf16
+# autocast and channels-last layout; several GPUs through `torchrun`). Moving a chapter's own computations to a GPU
+# gives the same results up to rounding, but the checked cells compare printed digits, so keep the CPU when testing.
+#
+# **Exercises.** Each chapter ends with exercises. Most come with a grader in `ddim_book.exercises.chNN`: write your
+# function, call e.g. `ch01.check_q_sample(my_q_sample)`, and it either says "all cases passed" or names the first case
+# that failed, what was expected and what came back. The exercise cells in the book run each grader on the
+# package's own reference, so you can see what a pass looks like before swapping in your function.
+
+# %% [markdown]
+# ## The package `ddim_book`
+#
+# | module | what it holds | derived in |
+# |---|---|---|
+# | `schedules` | `NoiseSchedule`: betas, alphas, alpha_bars, the forward marginal `q_sample`, the posterior `q_posterior`, `snr` | ch. 1, 2 |
+# | `samplers` | `ddim_step`, `ddim_sample`, `ddpm_sample`, `ddim_invert`, `ddim_sigma`, `timesteps` | ch. 4, 5, 6, 7 |
+# | `subsequences`, `latents` | the sub-sequences $\tau$ of DDIM; `slerp` between latents | ch. 6, 7 |
+# | `oracles` | exact noise predictors for Gaussian and Gaussian-mixture data (a "perfect network") | ch. 3, appendix A |
+# | `langevin` | Langevin and annealed Langevin dynamics, the denoising score-matching target | ch. 8 |
+# | `data`, `toy` | MNIST (md5-checked, pixels in $[-1, 1]$, a fixed held-out split) and 2-D toy data | all |
+# | `models`, `training`, `pretrained` | the U-Net and MLP denoisers, the trainer, the shipped MNIST model | ch. 3, 4 |
+# | `metrics` | Fréchet LeNet distance and classifier scores for MNIST; sliced Wasserstein and MMD for 2-D points | ch. 6, appendix A |
+# | `plotting`, `exercises` | image grids and the book's figure style; the exercise graders | all |
+#
+# The same functions are on the command line: `ddim-book sample`, `ddim-book train`, `ddim-book evaluate`
+# (also `python -m ddim_book`). The cell below lists the modules with the first line of each one's documentation.
+
+# %%
+import importlib
+import warnings
+
+import torch
+
+# the book switches progress bars off, so tqdm's notice about notebook widgets is noise
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+from ddim_book import samplers
+from ddim_book.schedules import NoiseSchedule
+
+modules = ["schedules", "samplers", "subsequences", "latents", "oracles", "langevin", "data", "toy"]
+modules += ["models", "training", "pretrained", "metrics", "plotting", "exercises"]
+for name in modules:
+    doc = (importlib.import_module(f"ddim_book.{name}").__doc__ or "").strip()
+    first_paragraph = " ".join(doc.split("\n\n")[0].split())
+    print(f"ddim_book.{name:13s} {first_paragraph}")
+print(f"\ntorch {torch.__version__}; CUDA available: {torch.cuda.is_available()}")
+
+# %% [markdown]
+# ## Chapter map
+#
+# | | chapter | the question it answers |
+# |---|---|---|
+# | 0 | Preface | how to run the book, the notation |
+# | 1 | The forward process | how is data turned into noise, and what is $q(x_t \mid x_0)$? |
+# | 2 | The reverse posterior | what is $q(x_{t-1} \mid x_t, x_0)$, the target of every reverse step? |
+# | 3 | The training objective | how does the variational bound become $L_\text{simple}$, "predict the noise"? |
+# | 4 | DDPM in practice | training the U-Net on MNIST and sampling with DDPM's 1000 steps |
+# | 5 | DDIM's non-Markovian forward process | which other forward processes share DDPM's marginals? |
+# | 6 | The DDIM sampler | "predicted $x_0$", "direction pointing to $x_t$", random noise; $\eta$ and sub-sequences |
+# | 7 | DDIM as an ODE | the deterministic sampler as an ODE solver; encoding, inversion and interpolation |
+# | 8 | Score matching and Langevin dynamics | the score-based view of the same models |
+# | A | How exact is DDIM with a perfect network? | the sampler's own error, measured with the exact oracles |
+#
+# Chapters 1–3 are the theory every later chapter leans on. Chapters 5–7 are the DDIM paper; they need chapter 2's
+# posterior and chapter 3's objective, but not chapter 4's training. Chapter 8 and appendix A can be read at any time after 3.
+
+# %% [markdown]
+# ## Notation
+#
+# The book uses the DDPM paper's names throughout, in the text and in the code.
+#
+# | symbol | meaning | in code |
+# |---|---|---|
+# | $T$ | number of diffusion steps (1000 in the book) | `s.T` |
+# | $t$ | a timestep, $t = 1, \dots, T$; $t = 0$ is the clean data | an `int`, or an int64 tensor of shape (B,) |
+# | $\beta_t$ | variance of the noise added at step $t$ | `s.betas[t]` |
+# | $\alpha_t = 1 - \beta_t$ | one step's signal factor (squared) | `s.alphas[t]` |
+# | $\bar\alpha_t = \prod_{s \le t} \alpha_s$ | the whole way's signal factor (squared); $\bar\alpha_0 = 1$ | `s.alpha_bars[t]` |
+# | $\mathrm{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$ | signal-to-noise ratio of $x_t$ | `s.snr(t)` |
+# | $x_0$, $x_t$ | a data point (pixels in $[-1, 1]$) and its noisy version at step $t$ | `x0`, `x_t` |
+# | $\epsilon$ | standard normal noise, $x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ | `noise`, `eps`; `s.q_sample(x0, t, noise)` |
+# | $\epsilon_\theta(x_t, t)$ | the network's prediction of $\epsilon$ | `model(x_t, t)` |
+# | $\tilde\mu_t$, $\tilde\beta_t$ | mean and variance of $q(x_{t-1} \mid x_t, x_0)$ | `s.q_posterior(x0, x_t, t)`, `s.posterior_variances[t]` |
+# | $\hat x_0$ | predicted clean data, $(x_t - \sqrt{1 - \bar\alpha_t}\, \epsilon_\theta) / \sqrt{\bar\alpha_t}$ | `ddim_step(..., return_x0=True)` |
+# | $\sigma_t$, $\eta$ | DDIM's reverse noise level and its scale (DDIM eq. (16)) | `samplers.ddim_sigma(a_t, a_prev, eta)` |
+# | $\tau_1 < \dots < \tau_S$ | the $S$ timesteps a DDIM sampler visits | `samplers.timesteps(T, S, spacing)` |
+# | $q$, $p_\theta$ | the forward process (fixed) and the reverse process (learned) | |
+#
+# Arrays of the schedule have length $T + 1$ and are indexed by $t$ itself, so code and page read the same:
+# `s.alpha_bars[t]` is $\bar\alpha_t$, and `s.alpha_bars[0] = 1`.
+#
+# ### The DDPM $\leftrightarrow$ DDIM notation bridge
+#
+# The DDIM paper writes $\alpha_t$ for the cumulative product. Every time the book quotes a DDIM equation it
+# translates it with this table.
+#
+# | DDPM and this book | DDIM paper | in code |
+# |---|---|---|
+# | $\bar\alpha_t$ | $\alpha_t$ | `s.alpha_bars[t]` |
+# | $\alpha_t = \bar\alpha_t / \bar\alpha_{t-1}$ | $\alpha_t / \alpha_{t-1}$ | `s.alphas[t]` |
+# | $\beta_t = 1 - \alpha_t$ | $1 - \alpha_t / \alpha_{t-1}$ | `s.betas[t]` |
+# | $\bar\alpha_0 = 1$ | $\alpha_0 := 1$ | `s.alpha_bars[0]` |
+# | $\tilde\beta_t = \frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}\beta_t$ | $\sigma_t^2$ at $\eta = 1$ | `s.posterior_variances[t]` |
+# | $\sigma_t(\eta) = \eta \sqrt{\frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}} \sqrt{1 - \frac{\bar\alpha_t}{\bar\alpha_{t-1}}}$ | $\sigma_t(\eta)$, eq. (16) | `samplers.ddim_sigma(s.alpha_bars[t], s.alpha_bars[t-1], eta)` |
+# | $t = 1, \dots, T$ | $t = 1, \dots, T$ | `t` (never shifted) |
+#
+# Both papers count $t$ from 1, and so does the book. Many implementations store timesteps from 0 instead
+# (their index $i$ is our $t = i + 1$, and their `alphas_cumprod[i]` is our $\bar\alpha_{i+1}$); when comparing with
+# such code, shift by one. Because $\bar\alpha_0 = 1$ is stored, the last DDIM step $t = \tau_1 \to 0$ needs no special case:
+# it lands on $\sqrt{\bar\alpha_0}\, \hat x_0 = \hat x_0$.
+#
+# The cell below checks the bridge on DDPM's schedule: reading the schedule in DDIM's notation gives back
+# $\beta_t$, and DDIM's $\sigma_t^2$ at $\eta = 1$ is DDPM's $\tilde\beta_t$, with $\sigma_1 = 0$ because $\alpha_0 = 1$.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+s = NoiseSchedule.linear(T=1000, beta_start=1e-4, beta_end=0.02)
+alpha_ddim = s.alpha_bars  # the DDIM paper's alpha_t, t = 0..T, with alpha_0 = 1
+t_all = torch.arange(1, s.T + 1)
+beta_from_ddim = 1 - alpha_ddim[t_all] / alpha_ddim[t_all - 1]
+sigma_eta1 = samplers.ddim_sigma(alpha_ddim[t_all], alpha_ddim[t_all - 1], eta=1.0)
+assert alpha_ddim[0] == 1.0
+assert torch.allclose(beta_from_ddim, s.betas[1:], rtol=1e-9, atol=0)
+assert torch.allclose(sigma_eta1**2, s.posterior_variances[1:], rtol=1e-9, atol=1e-15)
+print(
+    f"{'t':>5} {'DDIM alpha_t':>13} {'1 - a_t/a_(t-1)':>16} {'DDPM beta_t':>12} {'sigma_t(1)^2':>13} {'beta_tilde_t':>13}"
+)
+for t in (1, 2, 500, 1000):
+    print(
+        f"{t:5d} {alpha_ddim[t].item():13.6e} {beta_from_ddim[t - 1].item():16.6e} {s.betas[t].item():12.6e} "
+        f"{sigma_eta1[t - 1].item() ** 2:13.6e} {s.posterior_variances[t].item():13.6e}"
+    )
+
+# %% [markdown]
+# ## Conventions
+#
+# - Equations are cited by their number in the papers: "DDPM eq. (4)", "DDIM eq. (12)", and the chapter that derives them;
+#   the package's docstrings do the same, so every function can be traced to the page.
+# - Printed numbers come from seeded CPU computations (`torch.Generator().manual_seed(k)`), mostly in float64, rounded to
+#   the digits that are meaningful.
+# - Figures are small and few, so that the executed notebooks stay light.
+# - Where a commonly copied derivation has a slip, the chapter shows the correct form and lets sympy show the difference.
