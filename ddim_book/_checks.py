@@ -35,9 +35,7 @@ def check_timesteps(t, T: int, name: str = "t") -> torch.Tensor:
         try:
             t = torch.as_tensor(t)
         except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(
-                f"{name} must be an integer or an integer tensor, got {type(t).__name__}"
-            ) from err
+            raise TypeError(f"{name} must be an integer or an integer tensor, got {type(t).__name__}") from err
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise TypeError(f"{name} must hold integers (timesteps 1..{T}), got dtype {t.dtype}")
     t = t.long()
