@@ -38,8 +38,10 @@ class _Oracle:
         zero = isinstance(t, torch.Tensor) and not t.is_floating_point() and bool((t == 0).all())
         if zero:
             return torch.ones(t.shape, dtype=torch.float64)
-        idx = check_timesteps(t, self.schedule.T)
-        return self.schedule.alpha_bars[idx.cpu()]
+        idx = check_timesteps(t, self.schedule.T).cpu()
+        if idx.ndim == 1 and bool((idx == idx[0]).all()):
+            idx = idx[0]  # one t for the whole batch (what samplers pass): one coefficient, not B of them
+        return self.schedule.alpha_bars[idx]
 
     def __call__(self, x_t: torch.Tensor, t) -> torch.Tensor:
         """The exact epsilon prediction E[eps | x_t] = -sqrt(1 - alpha_bar_t) * score (chapter 3), in x_t's dtype."""
@@ -170,8 +172,6 @@ class GaussianMixtureOracle(_Oracle):
             raise ValueError(f"x must have shape (B, {self.dim}), got {got}")
         x = x.double().cpu()
         a = self._alpha_bar(t, x.shape[0])
-        if a.ndim and bool((a == a[0]).all()):
-            a = a[0]  # one t for the whole batch (what samplers pass): factorise K covariances, not B*K
         a = a.reshape(-1, 1, 1, 1) if a.ndim else a.reshape(1, 1, 1, 1)
         eye = torch.eye(self.dim, dtype=torch.float64)
         cov = a * self.covs[None] + (1 - a) * eye  # (B or 1, K, D, D)

@@ -65,9 +65,11 @@ def _step_coefs(alpha_bar_t, alpha_bar_prev, eta, t: int | None = None):
     rest = 1 - alpha_bar_prev - sigma * sigma
     if bool((torch.as_tensor(rest) < -1e-12).any()):
         where = f" at t={t}" if t is not None else ""
+        # sigma^2 <= 1 - a_prev  <=>  eta <= sqrt((1 - a_t) a_prev / (a_prev - a_t)), which is >= 1
+        eta_max = torch.as_tensor((1 - alpha_bar_t) * alpha_bar_prev / (alpha_bar_prev - alpha_bar_t)).sqrt().min()
         raise ValueError(
-            f"eta={eta} makes sigma^2 exceed 1 - alpha_bar_prev{where}; "
-            "the direction term of DDIM eq. (12) needs eta <= 1 for this step"
+            f"eta={eta} makes sigma^2 exceed 1 - alpha_bar_prev{where}; the direction term of DDIM eq. (12) "
+            f"needs eta <= {float(eta_max):.4g} for this step"
         )
     return _sqrt_pos(rest), sigma
 
