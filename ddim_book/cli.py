@@ -46,11 +46,11 @@ def _generate(model, schedule, device, args, n: int):
         b = min(args.batch_size, n - start)
         x_T = torch.randn((b, *shape), generator=gen, device=device)
         if args.sampler == "ddpm":
-            x = samplers.ddpm_sample(model, schedule, x_T, generator=gen, progress=not args.quiet)
+            x = samplers.ddpm_sample(model, schedule, x_T, generator=gen, clip_x0=args.clip_x0, progress=not args.quiet)
         else:
             x = samplers.ddim_sample(
                 model, schedule, x_T, steps=args.steps, eta=args.eta, spacing=args.spacing,
-                generator=gen, progress=not args.quiet,
+                generator=gen, clip_x0=args.clip_x0, progress=not args.quiet,
             )  # fmt: skip
         out.append(x.float().cpu())
     return torch.cat(out)
@@ -123,6 +123,7 @@ def _sampling_args(p: argparse.ArgumentParser, n: int) -> None:
     p.add_argument("--n", type=int, default=n, help=f"number of images (default {n})")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clip-x0", action="store_true", help="clip the predicted x0 to [-1, 1] at every step")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -149,6 +150,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--anchors", action="store_true", help="also report real-vs-real and noise-vs-real FLD")
     p.add_argument("--json", help="write the result to this JSON file")
     p.set_defaults(func=cmd_evaluate)
+    from ddim_book.bench import add_bench_parser
+
+    add_bench_parser(sub)
     return top
 
 

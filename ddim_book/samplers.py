@@ -9,6 +9,7 @@ Papers: DDPM = Ho, Jain & Abbeel (2020); DDIM = Song, Meng & Ermon (2021), arXiv
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -63,7 +64,8 @@ def _step_coefs(alpha_bar_t, alpha_bar_prev, eta, t: int | None = None):
         return _sqrt_pos(1 - alpha_bar_prev - s1 * s1), sigma_hat(alpha_bar_t, alpha_bar_prev)
     sigma = ddim_sigma(alpha_bar_t, alpha_bar_prev, eta)
     rest = 1 - alpha_bar_prev - sigma * sigma
-    if bool((torch.as_tensor(rest) < -1e-12).any()):
+    too_far = rest < -1e-12 if isinstance(rest, float) else bool((rest < -1e-12).any())
+    if too_far:
         where = f" at t={t}" if t is not None else ""
         # sigma^2 <= 1 - a_prev  <=>  eta <= sqrt((1 - a_t) a_prev / (a_prev - a_t)), which is >= 1
         eta_max = torch.as_tensor((1 - alpha_bar_t) * alpha_bar_prev / (alpha_bar_prev - alpha_bar_t)).sqrt().min()
@@ -191,6 +193,26 @@ def _check_schedule(schedule) -> None:
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
 
 
+@contextmanager
+def _trusted_timesteps(model, T: int):
+    """Switch off a model's own per-call t range check inside a sampler loop.
+
+    The samplers build every t themselves from 1..T, so the check would only repeat work, and on a GPU
+    it costs a device-to-host synchronisation per step. The model's setting is restored afterwards.
+    """
+    config_T = getattr(getattr(model, "config", None), "T", None)
+    if config_T is not None and T > config_T:
+        raise ValueError(f"the schedule has T={T} steps but the model was built for t in 1..{config_T}")
+    had = getattr(model, "check_inputs", None)
+    if had is not None:
+        model.check_inputs = False
+    try:
+        yield
+    finally:
+        if had is not None:
+            model.check_inputs = had
+
+
 def _t_batches(ts: list[int], x: torch.Tensor) -> list[torch.Tensor]:
     # made once before the loop: no allocation or host-device copy per step
     return [torch.full((x.shape[0],), t, dtype=torch.long, device=x.device) for t in ts]
@@ -240,18 +262,19 @@ def ddim_sample(
     t_batch = _t_batches(taus, x_T)
     x = x_T
     traj = Trajectory(sample=x_T, xs=[x_T], timesteps=list(reversed(taus))) if return_trajectory else None
-    for i in tqdm(range(len(taus) - 1, -1, -1), desc=f"DDIM S={steps}", disable=not progress, leave=False):
-        t, a_t, a_prev = taus[i], ab[taus[i]], ab[prevs[i]]
-        eps = model(x, t_batch[i])
-        check_model_output(eps, x, t)
-        x0_hat, eps = _predict_x0(x, eps, a_t, clip)
-        dir_coef, sigma = coefs[i]
-        x = a_prev**0.5 * x0_hat + dir_coef * eps
-        if sigma > 0 and i > 0:
-            x = x + sigma * _noise_like(x, generator)
-        if traj is not None:
-            traj.xs.append(x)
-            traj.x0_preds.append(x0_hat)
+    with _trusted_timesteps(model, schedule.T):
+        for i in tqdm(range(len(taus) - 1, -1, -1), desc=f"DDIM S={steps}", disable=not progress, leave=False):
+            t, a_t, a_prev = taus[i], ab[taus[i]], ab[prevs[i]]
+            eps = model(x, t_batch[i])
+            check_model_output(eps, x, t)
+            x0_hat, eps = _predict_x0(x, eps, a_t, clip)
+            dir_coef, sigma = coefs[i]
+            x = a_prev**0.5 * x0_hat + dir_coef * eps
+            if sigma > 0 and i > 0:
+                x = x + sigma * _noise_like(x, generator)
+            if traj is not None:
+                traj.xs.append(x)
+                traj.x0_preds.append(x0_hat)
     if traj is not None:
         traj.sample = x
         return traj
@@ -289,18 +312,19 @@ def ddpm_sample(
     t_batch = _t_batches(ts, x_T)
     x = x_T
     traj = Trajectory(sample=x_T, xs=[x_T], timesteps=ts) if return_trajectory else None
-    for i, t in enumerate(tqdm(ts, desc="DDPM", disable=not progress, leave=False)):
-        eps = model(x, t_batch[i])
-        check_model_output(eps, x, t)
-        x0_hat, eps = _predict_x0(x, eps, ab[t], clip)
-        if clip is None:
-            mean = (x - betas[t] / (1 - ab[t]) ** 0.5 * eps) / alphas[t] ** 0.5
-        else:
-            mean = c0[t] * x0_hat + ct[t] * x
-        x = mean + var[t] ** 0.5 * _noise_like(x, generator) if t > 1 else mean
-        if traj is not None:
-            traj.xs.append(x)
-            traj.x0_preds.append(x0_hat)
+    with _trusted_timesteps(model, schedule.T):
+        for i, t in enumerate(tqdm(ts, desc="DDPM", disable=not progress, leave=False)):
+            eps = model(x, t_batch[i])
+            check_model_output(eps, x, t)
+            x0_hat, eps = _predict_x0(x, eps, ab[t], clip)
+            if clip is None:
+                mean = (x - betas[t] / (1 - ab[t]) ** 0.5 * eps) / alphas[t] ** 0.5
+            else:
+                mean = c0[t] * x0_hat + ct[t] * x
+            x = mean + var[t] ** 0.5 * _noise_like(x, generator) if t > 1 else mean
+            if traj is not None:
+                traj.xs.append(x)
+                traj.x0_preds.append(x0_hat)
     if traj is not None:
         traj.sample = x
         return traj
@@ -335,16 +359,17 @@ def ddim_invert(
     t_batch = _t_batches(taus, x0)
     x, a_cur = x0, 1.0
     traj = Trajectory(sample=x0, xs=[x0], timesteps=list(taus)) if return_trajectory else None
-    for i in tqdm(range(len(taus)), desc=f"DDIM inversion S={steps}", disable=not progress, leave=False):
-        t = taus[i]
-        eps = model(x, t_batch[i])
-        check_model_output(eps, x, t)
-        x0_hat = (x - (1 - a_cur) ** 0.5 * eps) / a_cur**0.5
-        x = ab[t] ** 0.5 * x0_hat + (1 - ab[t]) ** 0.5 * eps
-        a_cur = ab[t]
-        if traj is not None:
-            traj.xs.append(x)
-            traj.x0_preds.append(x0_hat)
+    with _trusted_timesteps(model, schedule.T):
+        for i in tqdm(range(len(taus)), desc=f"DDIM inversion S={steps}", disable=not progress, leave=False):
+            t = taus[i]
+            eps = model(x, t_batch[i])
+            check_model_output(eps, x, t)
+            x0_hat = (x - (1 - a_cur) ** 0.5 * eps) / a_cur**0.5
+            x = ab[t] ** 0.5 * x0_hat + (1 - ab[t]) ** 0.5 * eps
+            a_cur = ab[t]
+            if traj is not None:
+                traj.xs.append(x)
+                traj.x0_preds.append(x0_hat)
     if traj is not None:
         traj.sample = x
         return traj
