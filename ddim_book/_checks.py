@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
 import torch
 
 
@@ -74,3 +75,22 @@ def check_model_output(eps, x: torch.Tensor, t: int) -> None:
         )
     if eps.device != x.device:
         raise ValueError(f"model output is on {eps.device} but x_t is on {x.device} (at t={t})")
+
+
+def as_float64(name: str, value, ndim: int | None = None) -> torch.Tensor:
+    """``value`` (tensor, array or nested list) as a finite float64 CPU tensor with ``ndim`` dims (any if None)."""
+    if isinstance(value, torch.Tensor):
+        out = value.detach().cpu()
+    else:
+        try:
+            out = torch.as_tensor(np.asarray(value))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must be a real array, got {type(value).__name__}") from err
+    if out.is_complex() or out.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {out.dtype}")
+    out = out.to(torch.float64)
+    if ndim is not None and out.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(out.shape)}")
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return out

@@ -11,7 +11,6 @@ file's sha256, the training command and the accuracy. ``scripts/train_classifier
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddim_book._checks import check_finite_nonneg, check_int_range
+from ddim_book.pretrained import sha256_of
 
 __all__ = [
     "CLASSIFIER_FORMAT",
@@ -232,15 +232,6 @@ def train_classifier(
             if step >= total:
                 break
     return model.eval(), history
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _atomic_write(path: Path, write: Callable) -> None:

@@ -9,32 +9,20 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
 import torch
 
-from ddim_book._checks import check_int_range
+from ddim_book._checks import as_float64, check_int_range
 
 __all__ = ["mmd_rbf", "sliced_wasserstein"]
 
 
 def _points(name: str, value, dim: int | None = None) -> torch.Tensor:
     """``value`` as a finite float64 CPU tensor of shape (N, D), N >= 1, D == ``dim`` when given."""
-    if isinstance(value, torch.Tensor):
-        out = value.detach().cpu()
-    else:
-        try:
-            out = torch.as_tensor(np.asarray(value))
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"{name} must be a real array of shape (N, D), got {type(value).__name__}") from err
-    if out.is_complex() or out.dtype == torch.bool:
-        raise TypeError(f"{name} must hold real numbers, got dtype {out.dtype}")
+    out = as_float64(name, value)
     if out.ndim != 2 or out.shape[0] == 0 or out.shape[1] == 0:
         raise ValueError(f"{name} must have shape (N, D) with N, D >= 1, got {tuple(out.shape)}")
     if dim is not None and out.shape[1] != dim:
         raise ValueError(f"{name} must have D = {dim} columns to match x, got shape {tuple(out.shape)}")
-    out = out.to(torch.float64)
-    if not bool(torch.isfinite(out).all()):
-        raise ValueError(f"{name} holds NaN or infinite values")
     return out
 
 

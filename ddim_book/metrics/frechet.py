@@ -11,10 +11,9 @@ FLD also depends on n (the covariance estimates are noisy), so compare numbers c
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ddim_book._checks import check_choice, check_int_range
+from ddim_book._checks import as_float64, check_choice, check_int_range
 from ddim_book.metrics.classifier import LeNet, check_images, load_classifier
 
 __all__ = [
@@ -27,25 +26,6 @@ __all__ = [
 ]
 
 _PARTS = ("held_out", "train", "all")
-
-
-def _as_float64(name: str, value, ndim: int) -> torch.Tensor:
-    """``value`` (tensor, array or nested list) as a finite float64 CPU tensor with ``ndim`` dimensions."""
-    if isinstance(value, torch.Tensor):
-        out = value.detach().cpu()
-    else:
-        try:
-            out = torch.as_tensor(np.asarray(value))
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"{name} must be a real array, got {type(value).__name__}") from err
-    if out.is_complex() or out.dtype == torch.bool:
-        raise TypeError(f"{name} must hold real numbers, got dtype {out.dtype}")
-    out = out.to(torch.float64)
-    if out.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(out.shape)}")
-    if not bool(torch.isfinite(out).all()):
-        raise ValueError(f"{name} holds NaN or infinite values")
-    return out
 
 
 def _psd_sqrt(c: torch.Tensor) -> torch.Tensor:
@@ -75,8 +55,8 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
     Returns:
         d^2 as a Python float.
     """
-    mu1, mu2 = _as_float64("mu1", mu1, 1), _as_float64("mu2", mu2, 1)
-    cov1, cov2 = _as_float64("cov1", cov1, 2), _as_float64("cov2", cov2, 2)
+    mu1, mu2 = as_float64("mu1", mu1, 1), as_float64("mu2", mu2, 1)
+    cov1, cov2 = as_float64("cov1", cov1, 2), as_float64("cov2", cov2, 2)
     d = mu1.shape[0]
     for name, m in (("mu2", mu2), ("cov1", cov1), ("cov2", cov2)):
         want = (d,) if m.ndim == 1 else (d, d)
