@@ -87,13 +87,18 @@ def test_named_configs_round_trip_json_and_build(name):
     assert model.kind == config.model_kind
 
 
-def test_mnist_small_is_the_documented_model():
+def test_mnist_small_is_the_shipped_model():
+    """The shipped checkpoint was trained by the named config, field for field."""
+    from ddim_book import pretrained
+    from ddim_book.training.configs import config_differences
+
     config = get_config("mnist-small")
     unet = build_model("unet", **config.model).config
-    assert (unet.base_channels, unet.channel_mults, unet.num_res_blocks) == (32, (1, 2, 2), 1)
+    assert (unet.base_channels, unet.channel_mults, unet.num_res_blocks) == (16, (1, 2, 2), 1)
     assert unet.attention_resolutions == (7,) and unet.dropout == 0.1
     assert config.schedule == {"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02}
-    assert (config.batch_size, config.warmup_steps, config.grad_clip, config.ema_decay) == (128, 200, 1.0, 0.999)
+    shipped = pretrained.entry("mnist")["train_config"]
+    assert config_differences(shipped, config) == []
 
 
 def test_get_config_errors_name_the_problem():
