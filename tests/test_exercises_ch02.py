@@ -109,12 +109,14 @@ def skip_formula(x0, x_t, t_prev, t):
 
 def test_skip_posterior_formula_passes_and_reduces_to_one_step():
     assert "all 6 cases passed" in ch02.check_skip_posterior(skip_formula)
-    x0, x_t = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    x0, x_t = torch.randn(2, 3, dtype=torch.float64, generator=g), torch.randn(2, 3, dtype=torch.float64, generator=g)
     for t in (2, 500, 1000):
         one_step = S.q_posterior(x0, x_t, t)
         skip = ch02.skip_posterior(S, x0, x_t, t - 1, t)
-        assert torch.allclose(skip[0], one_step[0], rtol=1e-12, atol=1e-14)
-        assert torch.allclose(skip[1], one_step[1], rtol=1e-12, atol=1e-14)
+        # two algebraically equal formulas: equal to float64 rounding, not bit for bit
+        assert torch.allclose(skip[0], one_step[0], rtol=1e-10, atol=1e-12)
+        assert torch.allclose(skip[1], one_step[1], rtol=1e-10, atol=1e-12)
 
 
 def test_skip_posterior_mistake_fails():
