@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from ddim_book import pretrained, samplers
+from ddim_book.metrics import fold_ring
 from ddim_book.schedules import NoiseSchedule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,21 +76,6 @@ def write_json(path: Path, data: dict) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-
-def fold_ring(x: torch.Tensor, k: int = 8) -> torch.Tensor:
-    """Map 2-D points (n, 2) onto one wedge of the k-fold ring: angle -> |angle mod (2 pi / k), centred| in [0, pi / k].
-
-    The ring mixture, N(0, I) and the oracle are all symmetric under the k rotations and k reflections of the
-    ring, so every sampler's output distribution is too: two such distributions are equal exactly when their
-    folded versions are. Folding removes the counting noise in the mode weights (about +-sqrt(n / k) points per
-    mode), which would otherwise swamp the within-mode errors that tell the samplers apart.
-    """
-    width = 2 * math.pi / k
-    angle = torch.atan2(x[:, 1], x[:, 0])
-    folded = (torch.remainder(angle + width / 2, width) - width / 2).abs()
-    radius = x.norm(dim=1)
-    return torch.stack([radius * folded.cos(), radius * folded.sin()], dim=1)
 
 
 class Mixture:

@@ -267,3 +267,18 @@ def test_distances_reject_bad_input(ring_samples):
         mmd_rbf(torch.full((3, 2), float("nan")), b)
     with pytest.raises(TypeError, match="real numbers"):
         sliced_wasserstein(torch.zeros(3, 2, dtype=torch.bool), b)
+
+
+def test_fold_ring_is_invariant_under_the_ring_symmetries():
+    from ddim_book.metrics import fold_ring
+
+    x = torch.randn(500, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    turn = 2 * math.pi / 8
+    rotate = torch.tensor([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]], dtype=torch.float64)
+    reflect = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)
+    folded = fold_ring(x)
+    torch.testing.assert_close(fold_ring(x @ rotate.T), folded)
+    torch.testing.assert_close(fold_ring(x @ reflect.T), folded)
+    angle = torch.atan2(folded[:, 1], folded[:, 0])
+    assert bool((angle >= -1e-12).all()) and bool((angle <= math.pi / 8 + 1e-12).all())
+    torch.testing.assert_close(folded.norm(dim=1), x.norm(dim=1))

@@ -8,7 +8,7 @@
 """
 
 from ddim_book.metrics.classifier import ClassifierFileError, LeNet, accuracy, load_classifier, train_classifier
-from ddim_book.metrics.distances import mmd_rbf, sliced_wasserstein
+from ddim_book.metrics.distances import fold_ring, mmd_rbf, sliced_wasserstein
 from ddim_book.metrics.frechet import (
     classifier_scores,
     evaluate_samples,
@@ -29,6 +29,7 @@ __all__ = [
     "frechet_distance",
     "frechet_lenet_distance",
     "load_classifier",
+    "fold_ring",
     "mmd_rbf",
     "sliced_wasserstein",
     "train_classifier",
