@@ -34,7 +34,6 @@
 
 # %%
 import json
-import math
 import os
 import subprocess
 import sys
@@ -49,7 +48,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 from ddim_book import pretrained, samplers
 from ddim_book.exercises import ch06
-from ddim_book.metrics import sliced_wasserstein
+from ddim_book.metrics import fold_ring, sliced_wasserstein
 from ddim_book.oracles import GaussianMixtureOracle
 from ddim_book.plotting import book_style, show_grid
 from ddim_book.schedules import NoiseSchedule
@@ -361,15 +360,6 @@ for spacing in samplers.SPACINGS:
 
 
 # %%
-def fold_ring(x, k=8):
-    """Points (n, 2) mapped into one wedge of the k-fold ring, angle in [0, pi / k], by its rotations and reflections."""
-    width = 2 * math.pi / k
-    angle = torch.atan2(x[:, 1], x[:, 0])
-    folded = (torch.remainder(angle + width / 2, width) - width / 2).abs()
-    radius = x.norm(dim=1)
-    return torch.stack([radius * folded.cos(), radius * folded.sin()], dim=1)
-
-
 def folded_distance(x, y):
     """Sliced W2 between two 2-D point sets after folding both onto one wedge of the ring."""
     return sliced_wasserstein(fold_ring(x), fold_ring(y))
