@@ -193,6 +193,34 @@ for t in (1, 2, 500, 1000):
     )
 
 # %% [markdown]
+# The index convention in code: arrays have length $T + 1$ and are read at $t$ itself, and a DDIM run with $S$
+# steps visits the sub-sequence $\tau$ of `samplers.timesteps`, from $\tau_S$ down to $\tau_1$, then one last step
+# to $\bar\alpha_0 = 1$.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+taus = samplers.timesteps(s.T, 50, "uniform")
+assert len(s.alpha_bars) == s.T + 1 and s.alpha_bars[0] == 1 and s.betas[0] == 0
+assert taus[0] == 1 and taus[-1] == 981 and len(taus) == 50
+print(
+    f"len(alpha_bars) = {len(s.alpha_bars)}, alpha_bars[0] = {s.alpha_bars[0].item()}, betas[0] = {s.betas[0].item()}"
+)
+print(f"uniform tau for S = 50: {taus[:3]} ... {taus[-2:]}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# the last DDIM step goes to alpha_bar_0 = 1 and returns the predicted x_0 exactly
+x_t = torch.tensor([[0.3, -1.2]], dtype=torch.float64)
+eps = torch.tensor([[0.5, 0.1]], dtype=torch.float64)
+a_1 = s.alpha_bars[1].item()
+x_0 = samplers.ddim_step(x_t, eps, a_1, 1.0, eta=1.0)
+x0_hat = (x_t - (1 - a_1) ** 0.5 * eps) / a_1**0.5
+assert torch.allclose(x_0, x0_hat, rtol=1e-12, atol=1e-15)
+print(
+    f"last step: x_0 = {[round(v, 6) for v in x_0[0].tolist()]} = x0_hat = {[round(v, 6) for v in x0_hat[0].tolist()]}"
+)
+
+# %% [markdown]
 # ## Conventions
 #
 # - Equations are cited by their number in the papers: "DDPM eq. (4)", "DDIM eq. (12)", and the chapter that derives them;
