@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import math
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from ddim_book.plotting import image_grid
 
 __all__ = ["LOG_COLUMNS", "TrainLog", "save_sample_figure", "write_preview"]
 
@@ -60,19 +60,6 @@ def _fmt(value) -> str:
     return f"{value:.6g}"
 
 
-def _image_grid(images: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] -> one (rows*H, cols*W[, C]) array in [0, 1], near-square, 1-pixel gaps."""
-    n, c, h, w = images.shape
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
-    grid = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1, c), dtype=np.float32)
-    for i in range(n):
-        r, k = divmod(i, cols)
-        grid[r * (h + 1) : r * (h + 1) + h, k * (w + 1) : k * (w + 1) + w] = pixels[i]
-    return grid[..., 0] if c == 1 else grid
-
-
 def save_sample_figure(samples: torch.Tensor, path: str | os.PathLike, data: torch.Tensor | None = None, title=""):
     """Save samples as a PNG: images (N, C, H, W) in [-1, 1] as a grid, points (N, 2) as a scatter plot
     over a grey scatter of ``data`` (N', 2) when given."""
@@ -83,7 +70,7 @@ def save_sample_figure(samples: torch.Tensor, path: str | os.PathLike, data: tor
     fig = Figure(figsize=(4, 4), dpi=100)
     ax = fig.subplots()
     if samples.ndim == 4:
-        ax.imshow(_image_grid(samples), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.imshow(image_grid(samples), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_axis_off()
     elif samples.ndim == 2 and samples.shape[1] == 2:
         if data is not None:
