@@ -88,12 +88,8 @@
 
 # %%
 import importlib
-import warnings
 
 import torch
-
-# the book switches progress bars off, so tqdm's notice about notebook widgets is noise
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 from ddim_book import samplers
 from ddim_book.schedules import NoiseSchedule

@@ -32,15 +32,11 @@
 
 # %%
 import math
-import warnings
 
 import matplotlib.pyplot as plt
 import sympy as sp
 import torch
 from sympy import stats
-
-# the book switches progress bars off, so tqdm's notice about notebook widgets is noise
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 from ddim_book.data import mnist_dataset
 from ddim_book.exercises import ch01

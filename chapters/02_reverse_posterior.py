@@ -32,15 +32,11 @@
 
 # %%
 import math
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import sympy as sp
 import torch
-
-# the book switches progress bars off, so tqdm's notice about notebook widgets is noise
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 from ddim_book import samplers
 from ddim_book.data import mnist_dataset

@@ -32,13 +32,11 @@
 import math
 import tempfile
 import time
-import warnings
 
 import matplotlib.pyplot as plt
 import sympy as sp
 import torch
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # progress bars are off in this book
 from ddim_book import samplers
 from ddim_book.oracles import GaussianMixtureOracle, GaussianOracle
 from ddim_book.plotting import book_style

@@ -40,16 +40,12 @@ import os
 import tempfile
 import textwrap
 import time
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import sympy as sp
 import torch
-
-# the book switches progress bars off, so tqdm's notice about notebook widgets is noise
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 from ddim_book import pretrained, samplers
 from ddim_book.data import to_model_range

@@ -37,14 +37,10 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 
 import matplotlib.pyplot as plt
 import sympy as sp
 import torch
-
-# the book switches progress bars off, so tqdm's notice about notebook widgets is noise
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 from ddim_book import pretrained, samplers
 from ddim_book.exercises import ch06

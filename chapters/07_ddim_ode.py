@@ -43,16 +43,12 @@ import math
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mpmath
 import sympy as sp
 import torch
-
-# the book switches progress bars off, so tqdm's notice about notebook widgets is noise
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 from ddim_book import pretrained, samplers
 from ddim_book.data import mnist_dataset

@@ -33,13 +33,11 @@
 # so no network is needed. Langevin sampling lives in `ddim_book.langevin`.
 
 # %%
-import warnings
 
 import matplotlib.pyplot as plt
 import sympy as sp
 import torch
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # progress bars are off in this book
 from ddim_book import langevin, samplers
 from ddim_book.oracles import GaussianMixtureOracle, GaussianOracle
 from ddim_book.plotting import book_style

@@ -112,45 +112,6 @@ def diffusers_version() -> str | None:
     return diffusers.__version__
 
 
-def unet2d_arguments(config, base: int, layers: int) -> dict:
-    """``UNet2DModel`` keyword arguments mirroring a :class:`UNetConfig` at width ``base`` and depth ``layers``:
-    the same levels, attention at the same resolutions (one head of all channels when num_heads = 1), groups
-    and dropout."""
-    channels = tuple(base * m for m in config.channel_mults)
-    attend = [r in config.attention_resolutions for r in config.resolutions]
-    heads_of = [c for c, a in zip(channels, attend) if a] + [channels[-1]]
-    return dict(
-        sample_size=config.image_size, in_channels=config.in_channels, out_channels=config.output_channels,
-        block_out_channels=channels, layers_per_block=layers, norm_num_groups=config.num_groups,
-        down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attend),
-        up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attend)),
-        attention_head_dim=min(heads_of) // config.num_heads, dropout=config.dropout,
-    )  # fmt: skip
-
-
-def matched_unet2d(model):
-    """Search widths (base +- 2 groups) and depths (1, 2 layers per block) for the ``UNet2DModel`` whose parameter
-    count is closest to ``model``'s. Returns (that UNet2DModel, a dict describing the search)."""
-    from diffusers import UNet2DModel
-
-    cfg, ours = model.config, model.num_parameters()
-    tried = []
-    for base in sorted({cfg.base_channels + k * cfg.num_groups for k in range(-2, 3)} - {0}):
-        if base < 0:
-            continue
-        for layers in (1, 2):
-            kwargs = unet2d_arguments(cfg, base, layers)
-            n = sum(p.numel() for p in UNet2DModel(**kwargs).parameters())
-            tried.append({"block_out_channels": list(kwargs["block_out_channels"]), "layers_per_block": layers,
-                          "parameters": n, "relative_difference": n / ours - 1})  # fmt: skip
-    best = min(tried, key=lambda row: abs(row["relative_difference"]))
-    base = best["block_out_channels"][0] // cfg.channel_mults[0]
-    theirs = UNet2DModel(**unet2d_arguments(cfg, base, best["layers_per_block"]))
-    info = {"ours_parameters": ours, "theirs_parameters": best["parameters"], "settings": best, "tried": tried,
-            "within_10_percent": abs(best["relative_difference"]) <= 0.10}  # fmt: skip
-    return theirs, info
-
-
 def ddim_scheduler(schedule, steps: int, steps_offset: int):
     """diffusers' DDIMScheduler set to our schedule, eta = 0 later, no clipping, alpha_bar_0 = 1, S = ``steps``."""
     from diffusers import DDIMScheduler
@@ -174,7 +135,7 @@ def scheduler_sample(model, scheduler, x_T: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _train_step(net, call, config, schedule, x0: torch.Tensor):
+def _train_step(net, config, schedule, x0: torch.Tensor):
     """One AdamW step on L_simple (DDPM eq. (14)) with the config's lr and clipping: the same for both U-Nets."""
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sqrt_ab = schedule.alpha_bars.sqrt().float().to(x0.device)
@@ -185,7 +146,7 @@ def _train_step(net, call, config, schedule, x0: torch.Tensor):
         noise = torch.randn_like(x0)
         x_t = sqrt_ab[t].view(-1, 1, 1, 1) * x0 + sqrt_1m[t].view(-1, 1, 1, 1) * noise
         with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=x0.device.type == "cuda"):
-            loss = F.mse_loss(call(x_t, t).float(), noise)
+            loss = F.mse_loss(net(x_t, t).float(), noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
@@ -203,9 +164,9 @@ def _unet_rows(model, theirs, schedule, s, device, bench) -> list[dict]:
 
     x = bench.start_noise(model, s.batch, device)
     t = torch.randint(1, schedule.T + 1, (s.batch,), generator=torch.Generator().manual_seed(1)).to(device)
-    calls = {"ours": model, "theirs": lambda a, b: theirs(a, b - 1, return_dict=False)[0]}  # theirs counts from 0
+    calls = {"ours": model, "theirs": theirs}
     with torch.inference_mode():
-        if calls["theirs"](x, t).shape != x.shape:
+        if theirs(x, t).shape != x.shape:
             raise RuntimeError(f"UNet2DModel does not map {tuple(x.shape)} to itself at this image size")
     fwd = {name: (lambda call=call: bench.forwards(call, x, t)) for name, call in calls.items()}
     for f in fwd.values():
@@ -213,8 +174,10 @@ def _unet_rows(model, theirs, schedule, s, device, bench) -> list[dict]:
     fwd = bench.interleaved(fwd, s.repeats, device, {"ours": 3, "theirs": 3})
     config, ours_net = get_config(s.config), copy.deepcopy(model).train()
     x0 = torch.rand((s.train_batch or config.batch_size, *x.shape[1:]), device=device) * 2 - 1
-    steps = {"ours": _train_step(ours_net, ours_net, config, schedule, x0)}
-    steps["theirs"] = _train_step(theirs.train(), calls["theirs"], config, schedule, x0)
+    steps = {
+        "ours": _train_step(ours_net, config, schedule, x0),
+        "theirs": _train_step(theirs.train(), config, schedule, x0),
+    }
     for step in steps.values():
         step()
     step, n = bench.interleaved(steps, s.repeats, device), x0.shape[0]
@@ -261,7 +224,11 @@ def bench_diffusers(model, schedule, s, device, bench) -> dict:
     if version is None:
         print(SKIP_LINE)
         return bench.section(SKIP_LINE, {}, []) | {"skipped": SKIP_LINE}
-    theirs, search = matched_unet2d(model)
+    from ddim_book.models.unet2d import DiffusersUNet, matched_unet2d
+
+    arguments, search = matched_unet2d(model.config)
+    theirs = DiffusersUNet(T=schedule.T, **arguments)
+    theirs.check_inputs = False  # as ours: t is drawn in 1..T
     ours_n, theirs_n = search["ours_parameters"], search["theirs_parameters"]
     unet = [
         {"what": "parameters", "ours": ours_n, "theirs": theirs_n} | {f"ratio_{c}": ours_n / theirs_n for c in CLOCKS}
@@ -366,11 +333,11 @@ def render_markdown(results: dict) -> str:
     return "\n".join(out).rstrip()
 
 
-def update_doc(path, text: str) -> None:
-    """Replace what lies between the two result markers of the Markdown file ``path`` with ``text``."""
+def update_doc(path, text: str, start: str = DOC_START, end: str = DOC_END) -> None:
+    """Replace what lies between the marker lines ``start`` and ``end`` of the Markdown file ``path`` with ``text``."""
     path = Path(path)
     doc = path.read_text()
-    if DOC_START not in doc or DOC_END not in doc:
-        raise ValueError(f"{path} must contain the lines {DOC_START} and {DOC_END} around the results block")
-    before, rest = doc.split(DOC_START, 1)
-    path.write_text(f"{before}{DOC_START}\n{text}\n{DOC_END}{rest.split(DOC_END, 1)[1]}")
+    if start not in doc or end not in doc:
+        raise ValueError(f"{path} must contain the lines {start} and {end} around the results block")
+    before, rest = doc.split(start, 1)
+    path.write_text(f"{before}{start}\n{text}\n{end}{rest.split(end, 1)[1]}")

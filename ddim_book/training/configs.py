@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 DATASETS = ("mnist", "moons", "swiss_roll", "mixture")
-MODEL_KINDS = ("unet", "mlp")
+MODEL_KINDS = ("unet", "mlp", "unet2d")
 _DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
