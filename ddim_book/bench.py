@@ -3,7 +3,8 @@
 Sections (``--sections`` picks some): ``overhead`` (time of ``ddim_sample`` with S steps / (S x one forward
 pass of the same model at the same batch); 1.00 is the limit), ``sampling`` (images/s of DDIM S = 10, 50 and
 of DDPM; off CUDA the DDPM figure is k steps of its loop, scaled by T/k), ``training`` (images/s and peak
-memory of the Trainer's own step), ``optimisations`` and ``diffusers`` (both in :mod:`ddim_book.bench_diffusers`).
+memory of the Trainer's own step), ``optimisations`` and ``diffusers`` (both in :mod:`ddim_book.bench_diffusers`);
+the report is written by :mod:`ddim_book.bench_report`.
 
 Timings are medians over interleaved repeats (A B A B ...), so slow drift of the machine hits both sides of a
 ratio alike. Each call is timed on two clocks, wall time and the process's CPU time: the CPU clock is the
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from ddim_book.bench_report import CLOCKS, section, target
 from ddim_book.models.embeddings import prepare_timesteps
 from ddim_book.samplers import ddim_sample, ddpm_sample
 from ddim_book.schedules import NoiseSchedule
@@ -31,7 +33,6 @@ from ddim_book.schedules import NoiseSchedule
 __all__ = ["BenchSettings", "add_bench_parser", "interleaved", "main", "run_bench", "run_bench_cli", "time_call"]
 
 SECTIONS = ("overhead", "sampling", "training", "optimisations", "diffusers")
-CLOCKS = ("wall", "cpu")
 
 
 @dataclasses.dataclass
@@ -97,16 +98,6 @@ def interleaved(fns: dict, rounds: int, device: torch.device, per_round: dict | 
         name: {"wall": statistics.median(w for w, _ in ts), "cpu": statistics.median(c for _, c in ts), "n": len(ts)}
         for name, ts in times.items()
     }
-
-
-def section(title: str, columns: dict, rows: list[dict], targets=(), notes=()) -> dict:
-    """A report section: flat ``rows`` of measured numbers shown as a table of ``{row key: column heading}``."""
-    return {"title": title, "columns": columns, "rows": rows, "targets": list(targets), "notes": list(notes)}
-
-
-def target(what: str, value: float, holds: bool) -> list:
-    """A row of the targets table: what is asked, the measured figure, and whether it holds."""
-    return [what, round(value, 4), "holds" if holds else "does not hold"]
 
 
 # ----- what is measured -------------------------------------------------------------------------------
@@ -274,6 +265,7 @@ def run_bench(settings: BenchSettings, out_dir="runs/bench", command: str = "", 
     With ``merge``, sections that an earlier run left in ``out_dir/bench.json`` stay in the report (each section
     records the run that measured it). The global torch RNG is left as it was found."""
     from ddim_book import bench_diffusers as side
+    from ddim_book import bench_report as report
     from ddim_book.training.distributed import resolve_device
 
     if not isinstance(settings, BenchSettings):
@@ -285,7 +277,7 @@ def run_bench(settings: BenchSettings, out_dir="runs/bench", command: str = "", 
         torch.set_num_threads(settings.threads)
     path, rng = Path(out_dir) / "bench.json", torch.random.get_rng_state()
     results = json.loads(path.read_text()) if merge and path.exists() else {}
-    run, measured, this = side.run_info(device, settings, command), {}, sys.modules[__name__]
+    run, measured, this = report.run_info(device, settings, command), {}, sys.modules[__name__]
     torch.manual_seed(0)
     try:
         model, schedule = build_unet(settings.config, device)
@@ -300,13 +292,13 @@ def run_bench(settings: BenchSettings, out_dir="runs/bench", command: str = "", 
             measured["diffusers"] = side.bench_diffusers(model, schedule, settings, device, this)
     finally:
         torch.random.set_rng_state(rng)
-    run["load_average_end"] = side.load_average()
-    for section in measured.values():
-        section["run"] = run
+    run["load_average_end"] = report.load_average()
+    for part in measured.values():
+        part["run"] = run
     results.update(measured, machine=run["machine"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
-    (path.parent / "bench.md").write_text(side.render_markdown(results) + "\n")
+    (path.parent / "bench.md").write_text(report.render_markdown(results) + "\n")
     return results
 
 
@@ -336,7 +328,7 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_bench_cli(args) -> int:
     """``ddim-book bench``: measure, print the Markdown report, say where the files went."""
-    from ddim_book import bench_diffusers as side
+    from ddim_book import bench_report as report
 
     options = {"batch": args.batch, "steps": args.steps, "repeats": args.repeats, "train_batch": args.train_batch}
     sections = tuple(s.strip() for s in args.sections.split(",")) if args.sections else SECTIONS
@@ -351,10 +343,10 @@ def run_bench_cli(args) -> int:
     settings = BenchSettings.quick(**changes) if args.quick else BenchSettings(**changes)
     command = getattr(args, "command_line", None) or "ddim-book " + " ".join(sys.argv[1:])
     results = run_bench(settings, args.out_dir, command=command, merge=args.sections is not None)
-    text = side.render_markdown(results)
+    text = report.render_markdown(results)
     print(text)
     if args.doc:
-        side.update_doc(args.doc, text)
+        report.update_doc(args.doc, text)
         print(f"updated the results block of {args.doc}")
     print(f"wrote {Path(args.out_dir) / 'bench.json'} and {Path(args.out_dir) / 'bench.md'}")
     return 0

@@ -149,7 +149,7 @@ def render_quality(result: dict) -> str:
 
 def main(argv=None) -> int:
     """``python -m ddim_book.bench_quality [options]``."""
-    from ddim_book.bench_diffusers import update_doc
+    from ddim_book.bench_report import update_doc
 
     p = argparse.ArgumentParser(prog="python -m ddim_book.bench_quality", description=__doc__.splitlines()[0])
     p.add_argument("--config", default="mnist-small", help="the U-Net training config (default mnist-small)")

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from ddim_book import bench, bench_diffusers
+from ddim_book import bench, bench_diffusers, bench_report
 from ddim_book.samplers import ddim_sample
 
 EXPECTED_SECTIONS = ("overhead", "sampling", "training", "optimisations", "diffusers")
@@ -77,13 +77,13 @@ def test_quick_mode_markdown_renders_tables(quick_run):
     for heading in ("Sampler overhead", "Sampling throughput", "Training throughput", "What each optimisation"):
         assert f"### {heading}" in markdown
     assert "### Targets" in markdown and "sampler overhead <= 1.03" in markdown
-    assert markdown == bench_diffusers.render_markdown(results) + "\n"
+    assert markdown == bench_report.render_markdown(results) + "\n"
 
 
 def test_diffusers_part_runs_or_reports_the_skip_line(quick_run, capsys):
     _, _, results, markdown = quick_run
     part = results["diffusers"]
-    if bench_diffusers.diffusers_version() is None:
+    if bench_report.diffusers_version() is None:
         assert part["skipped"] == bench_diffusers.SKIP_LINE and bench_diffusers.SKIP_LINE in markdown
         return
     search = part["unet_search"]
@@ -157,9 +157,9 @@ def test_add_bench_parser_wires_the_subcommand():
 
 def test_update_doc_replaces_only_the_results_block(tmp_path):
     doc = tmp_path / "BENCH.md"
-    doc.write_text(f"intro\n{bench_diffusers.DOC_START}\nold\n{bench_diffusers.DOC_END}\noutro\n")
-    bench_diffusers.update_doc(doc, "new table")
-    assert doc.read_text() == f"intro\n{bench_diffusers.DOC_START}\nnew table\n{bench_diffusers.DOC_END}\noutro\n"
+    doc.write_text(f"intro\n{bench_report.DOC_START}\nold\n{bench_report.DOC_END}\noutro\n")
+    bench_report.update_doc(doc, "new table")
+    assert doc.read_text() == f"intro\n{bench_report.DOC_START}\nnew table\n{bench_report.DOC_END}\noutro\n"
     (tmp_path / "plain.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="bench-results"):
-        bench_diffusers.update_doc(tmp_path / "plain.md", "x")
+        bench_report.update_doc(tmp_path / "plain.md", "x")

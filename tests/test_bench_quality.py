@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ddim_book import bench_quality
-from ddim_book.bench_diffusers import update_doc
+from ddim_book.bench_report import update_doc
 
 ARGS = dict(config="mnist-tiny", budgets=(2, 3), seeds=(0,), n=8, sample_steps=2, progress=False)
 

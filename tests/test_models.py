@@ -294,7 +294,7 @@ def test_mlp_denoiser_rejects_bad_x():
 
 
 def test_build_model_errors():
-    with pytest.raises(ValueError, match=r"\['unet', 'mlp'\]"):
+    with pytest.raises(ValueError, match=r"\['unet', 'mlp', 'unet2d'\]"):
         build_model("transformer")
     with pytest.raises(ValueError, match="width"):
         build_model("mlp", width=3)
