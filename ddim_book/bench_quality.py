@@ -61,7 +61,6 @@ def _evaluate(trainer, n: int, sample_steps: int, seed: int, classifier, referen
     start = time.perf_counter()
     x = _generate(model, trainer.schedule, n, sample_steps, seed, tuple(trainer.data.shape[1:]), trainer.device)
     seconds = time.perf_counter() - start
-
     save_grid(x[:64], grid_path, nrow=8)
     scores = evaluate_samples(x, classifier, reference=reference)
     return scores | {"sampling_seconds": round(seconds, 1), "grid": str(grid_path)}
@@ -86,12 +85,12 @@ def run_quality(out_dir="runs/bench/quality", config: str = "mnist-small", budge
     path = out_dir / "quality.json"
     result = json.loads(path.read_text()) if path.exists() else {}
     if result.get("settings", {}) | {"budgets": budgets, "seeds": list(seeds)} != settings:
-        result = {}  # other settings: start the table afresh (the training checkpoints still resume)
+        result = {"runs": {}, "train_seconds": {}}  # other settings: a fresh table (the checkpoints still resume)
     result |= {"settings": settings}
-    result.setdefault("runs", {}), result.setdefault("train_seconds", {})
     configs_of = {seed: quality_configs(config, seed, budgets[-1], device=device) for seed in seeds}
     classifier, reference = load_classifier(), mnist_dataset("held_out")[0][500:]
     result["anchors"] = result.get("anchors") or fld_anchors(classifier, n=n)
+    path.parent.mkdir(parents=True, exist_ok=True)
     for seed, configs in configs_of.items():
         result["search"] = configs["search"]
         for kind in MODELS:
@@ -111,7 +110,6 @@ def run_quality(out_dir="runs/bench/quality", config: str = "mnist-small", budge
                 path.write_text(json.dumps(result, indent=2) + "\n")
                 if progress:
                     print(f"{run} at {budget} steps: FLD {done[str(budget)]['fld']:.1f}", flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
