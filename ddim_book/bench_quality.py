@@ -87,12 +87,13 @@ def run_quality(out_dir="runs/bench/quality", config: str = "mnist-small", budge
     if result.get("settings", {}) | {"budgets": budgets, "seeds": list(seeds)} != settings:
         result = {"runs": {}, "train_seconds": {}}  # other settings: a fresh table (the checkpoints still resume)
     result |= {"settings": settings}
-    configs_of = {seed: quality_configs(config, seed, budgets[-1], device=device) for seed in seeds}
+    first = quality_configs(config, seeds[0], budgets[-1], device=device)  # the UNet2DModel search runs once
+    configs_of = {seed: {kind: first[kind].replace(seed=seed) for kind in MODELS} for seed in seeds}
+    result["search"] = first["search"]
     classifier, reference = load_classifier(), mnist_dataset("held_out")[0][500:]
     result["anchors"] = result.get("anchors") or fld_anchors(classifier, n=n)
     path.parent.mkdir(parents=True, exist_ok=True)
     for seed, configs in configs_of.items():
-        result["search"] = configs["search"]
         for kind in MODELS:
             run, done = f"{kind}-seed{seed}", result["runs"].setdefault(f"{kind}-seed{seed}", {})
             if all(str(b) in done for b in budgets):

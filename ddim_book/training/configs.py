@@ -13,6 +13,8 @@ import numbers
 import re
 from dataclasses import dataclass, field
 
+from ddim_book.models import MODEL_KINDS  # one list of the kinds build_model knows
+
 __all__ = [
     "CONFIG_NAMES",
     "DATASETS",
@@ -24,7 +26,6 @@ __all__ = [
 ]
 
 DATASETS = ("mnist", "moons", "swiss_roll", "mixture")
-MODEL_KINDS = ("unet", "mlp", "unet2d")
 _DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
