@@ -14,6 +14,8 @@ from ddim_book.metrics.frechet import (
     evaluate_samples,
     feature_statistics,
     fld_anchors,
+    fld_bootstrap,
+    fld_real_anchor,
     frechet_distance,
     frechet_lenet_distance,
 )
@@ -26,6 +28,8 @@ __all__ = [
     "evaluate_samples",
     "feature_statistics",
     "fld_anchors",
+    "fld_bootstrap",
+    "fld_real_anchor",
     "frechet_distance",
     "frechet_lenet_distance",
     "load_classifier",

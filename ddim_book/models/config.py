@@ -37,7 +37,10 @@ class UNetConfig:
     ``channel_mults[i]`` scales ``base_channels`` at resolution ``image_size / 2**i``; attention runs at
     the resolutions (in pixels) listed in ``attention_resolutions`` and always in the middle block.
     ``use_scale_shift`` conditions the residual blocks with ``norm(h) * (1 + scale) + shift`` (improved
-    DDPM) instead of DDPM's plain additive shift. ``T`` is the number of diffusion steps: the model
+    DDPM) instead of DDPM's plain additive shift. ``init`` is ``"zero"`` (the last layer of every residual
+    branch and the output convolution start at 0, so each branch starts as the identity; improved DDPM) or
+    ``"default"`` (PyTorch's own initialisation of every layer; BENCHMARKS.md compares the two).
+    ``T`` is the number of diffusion steps: the model
     accepts t in 1..T. Invalid values raise ``ValueError`` naming the field.
     """
 
@@ -53,6 +56,7 @@ class UNetConfig:
     num_heads: int = 1
     T: int = 1000
     use_scale_shift: bool = False
+    init: str = "zero"
 
     def __post_init__(self) -> None:
         for name in ("channel_mults", "attention_resolutions"):
@@ -104,6 +108,8 @@ class UNetConfig:
                 raise ValueError(f"num_heads={self.num_heads} must divide the attention channel count {channels}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
+        if self.init not in ("zero", "default"):
+            raise ValueError(f"init must be 'zero' or 'default', got {self.init!r}")
         if not isinstance(self.use_scale_shift, bool):
             raise ValueError(f"use_scale_shift must be a bool, got {self.use_scale_shift!r}")
 

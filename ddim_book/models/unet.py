@@ -32,10 +32,12 @@ from ddim_book.models.embeddings import SinusoidalTimeEmbedding, prepare_timeste
 __all__ = ["UNet", "UNetConfig", "UNET_CONFIGS"]
 
 
-def _zero_init(module: nn.Module) -> nn.Module:
-    """Zero a layer that ends a residual branch, so the branch starts as the identity (improved DDPM)."""
-    for p in module.parameters():
-        nn.init.zeros_(p)
+def _zero_init(module: nn.Module, config: UNetConfig) -> nn.Module:
+    """Zero a layer that ends a residual branch, so the branch starts as the identity (improved DDPM),
+    unless ``config.init == "default"``, which keeps PyTorch's initialisation."""
+    if config.init == "zero":
+        for p in module.parameters():
+            nn.init.zeros_(p)
     return module
 
 
@@ -55,7 +57,7 @@ class ResBlock(nn.Module):
         self.time_proj = nn.Linear(emb_dim, 2 * out_ch if self.use_scale_shift else out_ch)
         self.norm2 = nn.GroupNorm(config.num_groups, out_ch)
         self.dropout = nn.Dropout(config.dropout)
-        self.conv2 = _zero_init(nn.Conv2d(out_ch, out_ch, 3, padding=1))
+        self.conv2 = _zero_init(nn.Conv2d(out_ch, out_ch, 3, padding=1), config)
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -82,7 +84,7 @@ class AttentionBlock(nn.Module):
         self.num_heads = config.num_heads
         self.norm = nn.GroupNorm(config.num_groups, channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
-        self.proj = _zero_init(nn.Conv2d(channels, channels, 1))
+        self.proj = _zero_init(nn.Conv2d(channels, channels, 1), config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
@@ -205,7 +207,7 @@ class UNet(nn.Module):
             up_levels.append(UpLevel(in_chs, out_ch, emb_dim, config, attend, up=level > 0))
         self.up = nn.ModuleList(reversed(up_levels))  # up[level] works at the resolution of down[level]
         self.out_norm = nn.GroupNorm(config.num_groups, ch)
-        self.out_conv = _zero_init(nn.Conv2d(ch, config.output_channels, 3, padding=1))
+        self.out_conv = _zero_init(nn.Conv2d(ch, config.output_channels, 3, padding=1), config)
 
     def _check_x(self, x: Any) -> None:
         c, s = self.config.in_channels, self.config.image_size
