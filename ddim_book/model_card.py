@@ -1,0 +1,106 @@
+"""The model card of a shipped model: Markdown generated from its manifest entry, and its loss curve.
+
+    python scripts/ship_model.py runs/mnist        # writes the model, its manifest entry and the card
+    python scripts/evaluate_shipped.py             # adds the quality figures to the entry; rewrites the card
+
+Every number on the card is read from ``data/checkpoints/manifest.json`` (and the loss curve from the
+training log named there), so the card cannot disagree with the manifest; a test checks that the card
+on disk is exactly what :func:`render` makes of the manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+__all__ = ["CARD_NAME", "plot_loss", "render"]
+
+CARD_NAME = "MODEL_CARD.md"
+
+
+def _quality_rows(quality: dict) -> list[str]:
+    rows = [
+        "| setting | n | FLD [95% interval] | real digits' FLD | FLD / real | confidence | class shares (min-max) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, q in quality.items():
+        shares = q["class_shares"]
+        rows.append(
+            f"| {name} | {q['n']} | {q['fld']:.2f} [{q['fld_low']:.2f}, {q['fld_high']:.2f}] | {q['real_fld']:.2f} "
+            f"| {q['fld_ratio']:.2f} | {q['confidence']:.3f} | {min(shares):.3f}-{max(shares):.3f} |"
+        )
+    return rows
+
+
+def render(name: str, entry: dict) -> str:
+    """The Markdown card of manifest entry ``entry`` (shipped under ``name``)."""
+    cfg, machine = entry["train_config"], entry["machine"]
+    minutes = entry["training_wall_seconds"] / 60
+    lines = [
+        f"# Model card: `{name}`",
+        "",
+        "Generated from `manifest.json` by `ddim_book.model_card`; do not edit by hand.",
+        "",
+        f"- **File**: `{entry['file']}`, {entry['bytes'] / 1e6:.2f} MB, sha256 `{entry['sha256']}`.",
+        f"- **What it is**: {entry['kind']}; {entry.get('parameters', 0):,} parameters; "
+        f"model config `{entry['train_config']['model']}`.",
+        f"- **Schedule**: {entry['schedule']['kind']} betas {entry['schedule'].get('beta_start')} to "
+        f"{entry['schedule'].get('beta_end')}, T = {entry['schedule']['T']}; the model predicts epsilon (DDPM eq. (14)).",
+        f"- **Data**: {entry.get('data', {}).get('train', 'see the training config')}. "
+        f"{entry.get('data', {}).get('held_out', '')}",
+        f"- **Training**: config `{cfg['name']}`; {entry['training_steps']:,} steps of batch {cfg['batch_size']} = "
+        f"{entry['images_seen']:,} images; AdamW lr {cfg['lr']:g} after {cfg['warmup_steps']} warm-up steps, "
+        f"gradient clipping at {cfg['grad_clip']:g}, EMA decay {cfg['ema_decay']:g}, dropout "
+        f"{cfg['model'].get('dropout')}, seed {cfg['seed']}.",
+        f"- **Wall time**: {minutes:.1f} min on {entry['trained_on']} ({machine['cpu']}, {machine['cores']} cores, "
+        f"torch {machine['torch']}).",
+        f"- **Reproduce**: `{entry['command']}`.",
+        "",
+    ]
+    if entry.get("loss_plot"):
+        lines += [f"![training loss]({entry['loss_plot']})", ""]
+    quality = entry.get("quality")
+    if quality:
+        q = quality
+        lines += [
+            "## Sample quality",
+            "",
+            f"{q['protocol']}",
+            "",
+            *_quality_rows(q["settings"]),
+            "",
+        ]
+        previous = q.get("previous_model")
+        if previous:
+            lines += [
+                f"The model shipped before this one ({previous['images_seen']:,} training images, sha256 "
+                f"`{previous['sha256'][:16]}...`), scored the same way with the same x_T:",
+                "",
+                *_quality_rows(previous["settings"]),
+                "",
+            ]
+    lines += ["## Known limits", ""] + [f"- {item}" for item in entry.get("known_limits", [])]
+    return "\n".join(lines) + "\n"
+
+
+def plot_loss(log_csv: str | Path, out_png: str | Path, title: str = "") -> Path:
+    """Plot L_simple (log scale) against images seen from a training log (``step,loss,...`` CSV)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, losses = [], []
+    with open(log_csv) as f:
+        for row in csv.DictReader(f):
+            steps.append(int(row["step"]))
+            losses.append(float(row["loss"]))
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(steps, losses, lw=1)
+    ax.set(yscale="log", xlabel="training step", ylabel="L_simple (mean over 50 steps)", title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
