@@ -12,7 +12,9 @@ def atomic_write(path: str | os.PathLike, write: Callable, binary: bool = True) 
     """Call ``write(f)`` on a temporary file beside ``path``, flush it to disk and rename it over ``path``.
 
     ``os.replace`` is atomic within one file system. On any error (or Ctrl-C) the temporary file is removed
-    and an existing ``path`` is left untouched. The file gets the usual 0o644 mode, not mkstemp's 0o600.
+    and an existing ``path`` is left untouched. The file gets the mode a plain ``open`` would give it
+    (0o666 less the umask), not mkstemp's private 0o600. A process killed outright (SIGKILL) can leave
+    the temporary ``.NAME.*.tmp`` behind; :func:`remove_stale_temps` clears such leftovers.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -22,12 +24,27 @@ def atomic_write(path: str | os.PathLike, write: Callable, binary: bool = True) 
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that an atomic write of ``path`` left when it was killed; returns them."""
+    path = Path(path)
+    stale = list(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

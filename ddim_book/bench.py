@@ -25,14 +25,13 @@ from pathlib import Path
 
 import torch
 
-from ddim_book.bench_report import CLOCKS, section, target
+from ddim_book.bench_args import CLOCKS, SECTIONS, add_arguments
+from ddim_book.bench_report import section, target
 from ddim_book.models.embeddings import prepare_timesteps
 from ddim_book.samplers import ddim_sample, ddpm_sample
 from ddim_book.schedules import NoiseSchedule
 
 __all__ = ["BenchSettings", "add_bench_parser", "interleaved", "main", "run_bench", "run_bench_cli", "time_call"]
-
-SECTIONS = ("overhead", "sampling", "training", "optimisations", "diffusers")
 
 
 @dataclasses.dataclass
@@ -302,26 +301,10 @@ def run_bench(settings: BenchSettings, out_dir="runs/bench", command: str = "", 
     return results
 
 
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="mnist-small", help="the training config whose U-Net is measured")
-    p.add_argument("--quick", action="store_true", help="batch 8, few steps and repeats (a smoke run)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
-    p.add_argument("--batch", type=int, help="sampling batch (default 64; 8 with --quick)")
-    p.add_argument("--steps", type=int, help="DDIM S of the overhead ratio (default 50)")
-    p.add_argument("--repeats", type=int, help="interleaved rounds (default 3)")
-    p.add_argument("--train-batch", type=int, help="training batch (default: the config's)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--clock", choices=CLOCKS, default="wall", help="the clock targets are judged on (default wall)")
-    p.add_argument("--sections", help=f"comma-separated subset of {','.join(SECTIONS)}, merged into the last report")
-    p.add_argument("--set", action="append", metavar="KEY=N", help="any other BenchSettings field (repeatable)")
-    p.add_argument("--out-dir", default="runs/bench", help="where bench.json and bench.md go (default runs/bench)")
-    p.add_argument("--doc", help="also replace the results block of this Markdown file (e.g. BENCHMARKS.md)")
-
-
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``bench`` sub-command (its options, ``func=run_bench_cli``) to ``parser.add_subparsers()``."""
     p = subparsers.add_parser("bench", help="time the samplers and the trainer against their limits and diffusers")
-    _add_arguments(p)
+    add_arguments(p)
     p.set_defaults(func=run_bench_cli)
     return p
 
@@ -355,7 +338,7 @@ def run_bench_cli(args) -> int:
 def main(argv=None) -> int:
     """``python -m ddim_book.bench [options]``: the same as ``ddim-book bench [options]``."""
     p = argparse.ArgumentParser(prog="ddim-book bench", description=__doc__.splitlines()[0])
-    _add_arguments(p)
+    add_arguments(p)
     try:
         args = p.parse_args(argv)
         args.command_line = " ".join(["ddim-book bench", *(sys.argv[1:] if argv is None else argv)])

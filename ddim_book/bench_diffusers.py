@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ddim_book.bench_report import CLOCKS, diffusers_version
+from ddim_book.bench_args import CLOCKS
+from ddim_book.bench_report import diffusers_version
 from ddim_book.samplers import ddim_sample, ddim_step, timesteps
 from ddim_book.schedules import NoiseSchedule
 

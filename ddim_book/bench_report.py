@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 
-CLOCKS = ("wall", "cpu")
 DOC_START, DOC_END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 

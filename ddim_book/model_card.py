@@ -45,7 +45,8 @@ def render(name: str, entry: dict) -> str:
         f"- **What it is**: {entry['kind']}; {entry.get('parameters', 0):,} parameters; "
         f"model config `{entry['train_config']['model']}`.",
         f"- **Schedule**: {entry['schedule']['kind']} betas {entry['schedule'].get('beta_start')} to "
-        f"{entry['schedule'].get('beta_end')}, T = {entry['schedule']['T']}; the model predicts epsilon (DDPM eq. (14)).",
+        f"{entry['schedule'].get('beta_end')}, T = {entry['schedule']['T']}; the model predicts epsilon "
+        "(DDPM eq. (14)).",
         f"- **Data**: {entry.get('data', {}).get('train', 'see the training config')}. "
         f"{entry.get('data', {}).get('held_out', '')}",
         f"- **Training**: config `{cfg['name']}`; {entry['training_steps']:,} steps of batch {cfg['batch_size']} = "

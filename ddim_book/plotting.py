@@ -43,16 +43,25 @@ def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 1) -> np.nda
     return grid[0] if c == 1 else grid.transpose(1, 2, 0)
 
 
-def save_grid(x: torch.Tensor, path, nrow: int | None = None, scale: int = 2) -> Path:
-    """Write an image grid as a PNG (nearest-neighbour upscaled by ``scale``); returns the path."""
+def grid_png_bytes(x: torch.Tensor, nrow: int | None = None, scale: int = 2) -> bytes:
+    """An image grid encoded as PNG (nearest-neighbour upscaled by ``scale``)."""
+    import io
+
     import matplotlib.image
 
     grid = image_grid(x, nrow)
     grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    matplotlib.image.imsave(path, grid, cmap="gray", vmin=0.0, vmax=1.0)
-    return path
+    buffer = io.BytesIO()
+    matplotlib.image.imsave(buffer, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+    return buffer.getvalue()
+
+
+def save_grid(x: torch.Tensor, path, nrow: int | None = None, scale: int = 2) -> Path:
+    """Write an image grid as a PNG (nearest-neighbour upscaled by ``scale``), atomically; returns the path."""
+    from ddim_book._io import atomic_write
+
+    data = grid_png_bytes(x, nrow, scale)
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def show_grid(x: torch.Tensor, ax=None, title: str | None = None, nrow: int | None = None):

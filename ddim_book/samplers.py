@@ -179,18 +179,44 @@ class Trajectory:
     timesteps: list[int] = field(default_factory=list)
 
 
-def _check_start(name: str, x: torch.Tensor, generator) -> None:
+def _check_start(name: str, x: torch.Tensor, generator, model=None) -> None:
+    """The starting tensor: floating point, batched, finite, and matching the model's weights and the generator."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {type(x).__name__}")
+        kind = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"{name} must be a floating-point tensor, got {kind}")
     if x.ndim < 1 or x.shape[0] < 1:
         raise ValueError(f"{name} must have a batch dimension first, got shape {tuple(x.shape)}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None, "
+            f"got {type(generator).__name__}"
+        )
     if generator is not None and generator.device.type != x.device.type:
         raise ValueError(f"generator is on {generator.device} but {name} is on {x.device}")
+    param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    if param is not None and (param.device != x.device or param.dtype != x.dtype):
+        raise ValueError(
+            f"{name} is {x.dtype} on {x.device} but the model's weights are {param.dtype} on {param.device}; "
+            f"pass {name}.to(device={str(param.device)!r}, dtype={param.dtype})"
+        )
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} holds NaN or infinite values")
 
 
-def _check_schedule(schedule) -> None:
+def _check_schedule(schedule, model=None) -> None:
+    """The schedule is a NoiseSchedule, and the one the model was trained with when the model records it."""
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    trained = getattr(model, "trained_schedule", None)
+    if trained is None:
+        return
+    expected = NoiseSchedule.from_dict(trained)
+    same = expected.T == schedule.T and torch.allclose(expected.alpha_bars, schedule.alpha_bars, rtol=1e-6, atol=0)
+    if not same:
+        raise ValueError(
+            f"the model was trained with the schedule {trained} (T={expected.T}), but it is sampled with a "
+            f"different one (T={schedule.T}); use the schedule that load_model / pretrained.load returned"
+        )
 
 
 @contextmanager
@@ -250,8 +276,8 @@ def ddim_sample(
     Returns:
         x_0 with x_T's shape, or a :class:`Trajectory` whose ``sample`` is x_0.
     """
-    _check_schedule(schedule)
-    _check_start("x_T", x_T, generator)
+    _check_schedule(schedule, model)
+    _check_start("x_T", x_T, generator, model)
     eta = _check_eta(eta)
     clip = _parse_clip(clip_x0)
     taus = timesteps(schedule.T, steps, spacing)
@@ -300,8 +326,8 @@ def ddpm_sample(
     With ``clip_x0`` the mean is taken as the posterior mean mu_tilde(clip(x0_hat), x_t) instead.
     Arguments and return value as in :func:`ddim_sample`.
     """
-    _check_schedule(schedule)
-    _check_start("x_T", x_T, generator)
+    _check_schedule(schedule, model)
+    _check_start("x_T", x_T, generator, model)
     check_choice("variance", variance, VARIANCES)
     clip = _parse_clip(clip_x0)
     T = schedule.T
@@ -352,8 +378,8 @@ def ddim_invert(
     t = 0 is outside the model's domain). The error this makes vanishes as the steps shrink.
     Returns x_T with x0's shape, or a :class:`Trajectory` (``xs`` from x_0 to x_T).
     """
-    _check_schedule(schedule)
-    _check_start("x0", x0, None)
+    _check_schedule(schedule, model)
+    _check_start("x0", x0, None, model)
     taus = timesteps(schedule.T, steps, spacing)
     ab = schedule.alpha_bars.tolist()
     t_batch = _t_batches(taus, x0)

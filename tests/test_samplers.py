@@ -300,3 +300,38 @@ def test_slerp():
         samplers.slerp(z0, z1, 1.5)
     with pytest.raises(ValueError, match="shape"):
         samplers.slerp(z0, z1[0], 0.5)
+
+
+@pytest.fixture(scope="module")
+def loaded_tiny(tmp_path_factory):
+    """A tiny U-Net saved and loaded like a shipped model (so it carries its training schedule)."""
+    from ddim_book.training import Trainer, export_ema, get_config, load_model
+
+    out = tmp_path_factory.mktemp("tiny")
+    Trainer(get_config("mnist-tiny", total_steps=1), out, progress=False).train()
+    return load_model(export_ema(out / "last.pt", out / "tiny.pt"))
+
+
+@pytest.mark.parametrize("sample", ["ddim", "ddpm", "invert"])
+def test_samplers_refuse_what_they_used_to_accept_silently(loaded_tiny, sample):
+    model, schedule = loaded_tiny
+    run = {
+        "ddim": lambda s, x, **kw: samplers.ddim_sample(model, s, x, steps=2, progress=False, **kw),
+        "ddpm": lambda s, x, **kw: samplers.ddpm_sample(model, s, x, progress=False, **kw),
+        "invert": lambda s, x, **kw: samplers.ddim_invert(model, s, x, steps=2, progress=False),
+    }[sample]
+    x = torch.randn(2, 1, 28, 28)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        run(schedule, torch.full_like(x, float("nan")))
+    with pytest.raises(ValueError, match="float16 on cpu but the model's weights are torch.float32"):
+        run(schedule, x.half())
+    with pytest.raises(ValueError, match="float64"):
+        run(schedule, x.double())
+    with pytest.raises(ValueError, match="trained with the schedule"):
+        run(NoiseSchedule.linear(500), x)
+    with pytest.raises(ValueError, match="trained with the schedule"):
+        run(NoiseSchedule.cosine(1000), x)
+    if sample != "invert":
+        with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+            run(schedule, x, generator=123)
+    assert run(schedule, x).shape == x.shape  # the matching inputs still work

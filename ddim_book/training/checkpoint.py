@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ddim_book._io import atomic_write
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -50,22 +53,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     """
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -81,17 +69,26 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
             run), or is not one of this package's formats.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is refused unread
         raise CheckpointError(
-            f"{path} holds pickled Python objects, not only tensors and plain data; it was refused "
-            f"unread (weights_only=True), because unpickling can execute arbitrary code. Details: {err}"
+            f"{path} is not a torch checkpoint (not a zip archive: truncated or corrupt, or another kind of file)"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path} holds pickled Python objects, not only tensors and plain data; it was refused unread "
+            "(weights_only=True), because unpickling can run arbitrary code"
         ) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): {err}") from None
+    except Exception as err:  # torch raises many kinds for a damaged archive
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): {first}") from None
     fmt = state.get("format") if isinstance(state, dict) else None
     if fmt not in (CHECKPOINT_FORMAT, MODEL_FORMAT):
         raise CheckpointError(
@@ -180,8 +177,10 @@ def load_model(path: str | os.PathLike, device="cpu"):
     """Load a model file (or the EMA weights of a training checkpoint) for inference.
 
     Returns ``(model, schedule)``: the denoiser in eval mode with float32 weights on ``device``, and its
-    :class:`~ddim_book.schedules.NoiseSchedule`. Raises CheckpointError (a ValueError) when the stored
-    weights do not fit the stored model config, naming the mismatching entries.
+    :class:`~ddim_book.schedules.NoiseSchedule`. The model keeps that schedule as ``model.trained_schedule``
+    (a ``NoiseSchedule.to_dict()`` dict), and the samplers refuse to run it with a different one.
+    Raises CheckpointError (a ValueError) when the stored weights do not fit the stored model config,
+    naming the mismatching entries.
     """
     from ddim_book.schedules import NoiseSchedule
 
@@ -189,4 +188,5 @@ def load_model(path: str | os.PathLike, device="cpu"):
     weights = state["weights"] if state["format"] == MODEL_FORMAT else state["ema"]["weights"]
     model = _build(state["model_kind"], state["model_config"])
     load_weights(model, weights, what=f"weights in {path}")
+    model.trained_schedule = dict(state["schedule"])
     return model.to(device).eval(), NoiseSchedule.from_dict(state["schedule"])

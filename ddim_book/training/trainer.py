@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ddim_book._io import remove_stale_temps
 from ddim_book.training import distributed
 from ddim_book.training.batches import EpochBatches, load_training_data
 from ddim_book.training.checkpoint import load_checkpoint, save_checkpoint
@@ -100,6 +101,8 @@ class Trainer:
         self.log = TrainLog(self.out_dir / "train_log.csv")
         self._reset_interval()
         path = self.out_dir / CHECKPOINT_NAME
+        if self.dist.is_main:
+            remove_stale_temps(path)  # what a save killed outright (SIGKILL, power loss) left behind
         if resume and path.exists():
             self.load_state_dict(load_checkpoint(path), source=path)
             self._saved_step = self.step
