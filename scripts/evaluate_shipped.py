@@ -21,10 +21,8 @@ from pathlib import Path
 from ddim_book import pretrained
 from ddim_book.evaluation import generate, score_digits
 from ddim_book.pretrained import MANIFEST, checkpoint_dir, sha256_of
+from ddim_book.shipping import write_manifest
 from ddim_book.training import load_checkpoint, load_model
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ship_model import write_manifest  # noqa: E402  (the one writer of the manifest and the card)
 
 SETTINGS = {"DDIM S=50, eta=0": 50, "DDIM S=10, eta=0": 10}
 TARGETS = "Targets: FLD <= 1.5 x real digits' FLD; confidence >= 0.95 at S=50 (>= 0.92 at S=10); every class 6%-14%"
