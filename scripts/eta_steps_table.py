@@ -2,7 +2,7 @@
 
     python scripts/eta_steps_table.py --setting mixture                  # 2-D mixture, exact oracle (minutes)
     python scripts/eta_steps_table.py --setting mnist --estimate         # time the U-Net: cost per cell, no table
-    python scripts/eta_steps_table.py --setting mnist --n 500            # the shipped U-Net (hours on 2 CPU cores)
+    python scripts/eta_steps_table.py --setting mnist                    # the shipped U-Net (hours on 2 CPU cores)
 
 Settings (DDIM eq. (12) along the sub-sequence of DDIM sec. 4.2, ``samplers.ddim_sample``, no clipping):
 
@@ -11,8 +11,10 @@ Settings (DDIM eq. (12) along the sub-sequence of DDIM sec. 4.2, ``samplers.ddim
   wedge of the ring (see :func:`fold_ring`), plus the plain sliced distance and the within-mode spread; baseline:
   the same numbers for 8 fresh exact sets of n points, what a perfect sampler scores at this n.
 - ``mnist``: the shipped EMA U-Net (float32). Final samples are clamped to [-1, 1]. Metrics: the Fréchet LeNet
-  Distance (FLD, not FID) against the 1,000 held-out digits and the classifier's confidence and coverage; anchors
-  at the same n and reference: n real "train" digits, and n clipped Gaussian-noise images.
+  Distance (FLD, not FID) against the 1,000 held-out digits with a 95% bootstrap interval
+  (:func:`ddim_book.metrics.fld_bootstrap`), and the classifier's confidence and coverage; anchors at the same
+  n and reference: n real "train" digits, and n clipped Gaussian-noise images. n = 1000 per cell, except the
+  S = 1000 cells, which use the first ``--n-long`` (default 500) of the same x_T: they cost 10x the S = 100 ones.
 
 Seeds: x_T from ``seed``, the sampler's noise from ``seed + 1`` (the same draws for every cell), exact or real
 reference sets from ``seed + 2`` and ``seed + 3``. Every cell starts from the same x_T.
@@ -42,7 +44,7 @@ from ddim_book.schedules import NoiseSchedule
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = (10, 20, 50, 100, 1000)
 ETAS = ("0", "0.2", "0.5", "1", "sigma_hat")
-DEFAULT_N = {"mixture": 4000, "mnist": 500}
+DEFAULT_N = {"mixture": 4000, "mnist": 1000}
 MIXTURE_ID = "oracle GaussianMixtureOracle.ring_2d(k=8, radius=1.5, std=0.15), linear schedule T=1000"
 
 
@@ -103,10 +105,10 @@ class Mixture:
             values = torch.tensor([d[key] for d in draws], dtype=torch.float64)
             self.baseline[key] = {"mean": float(values.mean()), "sd": float(values.std()), "max": float(values.max())}
 
-    def sample(self, steps: int, eta, spacing: str) -> torch.Tensor:
+    def sample(self, steps: int, eta, spacing: str, n: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(self.seed + 1)
         return samplers.ddim_sample(
-            self.model, self.schedule, self.x_T, steps, eta, spacing, generator=gen, progress=False
+            self.model, self.schedule, self.x_T[:n], steps, eta, spacing, generator=gen, progress=False
         )
 
     def evaluate(self, samples: torch.Tensor) -> dict:
@@ -134,31 +136,44 @@ class Mnist:
         self._evaluate = evaluate_samples
         self.x_T = torch.randn((n, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
         self.seed, self.batch = seed, batch
-        self.recipe = "FLD to the 1000 held-out digits, samples clamped to [-1, 1]; x_T seed, noise seed + 1"
-        train = mnist_dataset("train")[0]
+        self.recipe = ("FLD to the 1000 held-out digits with a 95% normal bootstrap interval (200 resamples), samples "
+                       "clamped to [-1, 1]; x_T seed, noise seed + 1")  # fmt: skip
+        self._train = mnist_dataset("train")[0]
+        self._scores, self._fld, self._sha = classifier_scores, frechet_lenet_distance, sha256_of
+        self._classifier_path = default_classifier_path()
+        self.baseline = self.baseline_at(n)
+
+    def baseline_at(self, n: int) -> dict:
+        """The anchors at n: n real training digits and n clipped noise images against the held-out digits."""
+        seed, train = self.seed, self._train
         real = train[torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(seed + 2))[:n]]
         noise = torch.randn((n, 1, 28, 28), generator=torch.Generator().manual_seed(seed + 3)).clamp(-1, 1)
-        self.baseline = {
+        frechet_lenet_distance, classifier_scores = self._fld, self._scores
+        return {
             "n": n,
             "reference": "held_out",
             "real_vs_real": frechet_lenet_distance(real, "held_out", self.classifier),
             "noise_vs_real": frechet_lenet_distance(noise, "held_out", self.classifier),
             "real_confidence": classifier_scores(real, self.classifier)["confidence"],
             "real": f"{n} digits of mnist_dataset('train') (permutation seed {seed + 2})",
-            "classifier_sha256": sha256_of(default_classifier_path()),
+            "classifier_sha256": self._sha(self._classifier_path),
         }
 
-    def sample(self, steps: int, eta, spacing: str) -> torch.Tensor:
+    def sample(self, steps: int, eta, spacing: str, n: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(self.seed + 1)
         parts = [
             samplers.ddim_sample(self.model, self.schedule, x, steps, eta, spacing, generator=gen, progress=False)
-            for x in self.x_T.split(self.batch)
+            for x in self.x_T[:n].split(self.batch)
         ]
         return torch.cat(parts).clamp(-1, 1)
 
     def evaluate(self, samples: torch.Tensor) -> dict:
+        from ddim_book.metrics import fld_bootstrap
+
         out = self._evaluate(samples, self.classifier, reference="held_out")
-        return {k: out[k] for k in ("fld", "confidence", "coverage", "class_entropy", "class_histogram")}
+        keep = {k: out[k] for k in ("fld", "confidence", "coverage", "class_entropy", "class_histogram")}
+        interval = fld_bootstrap(samples, "held_out", self.classifier, reps=200, seed=self.seed)
+        return keep | {"fld_low": interval["low"], "fld_high": interval["high"], "fld_sd": interval["sd"]}
 
 
 def estimate(args) -> None:
@@ -203,12 +218,16 @@ def run(args, argv) -> int:
         }
     )
     results.setdefault("baselines", {})[str(args.n)] = setting.baseline
+    long_n = args.n if args.setting == "mixture" else min(args.n_long, args.n)
+    if long_n != args.n and 1000 in args.steps:
+        results["baselines"][str(long_n)] = setting.baseline_at(long_n)
     cells = {(c["eta"], c["steps"]): c for c in results.get("cells", [])}
     # cells of another model version are stale: a rerun for the current model replaces the whole table
     cells = {k: c for k, c in cells.items() if c["model"] == setting.identity}
-    wanted = {"model": setting.identity, "recipe": setting.recipe, "n": args.n, "seed": args.seed}
-    wanted["spacing"] = args.spacing
     for steps in sorted(args.steps):
+        n = long_n if steps == 1000 else args.n
+        wanted = {"model": setting.identity, "recipe": setting.recipe, "n": n, "seed": args.seed}
+        wanted["spacing"] = args.spacing
         for eta in args.etas:
             key = (eta_label(eta), steps)
             old = cells.get(key)
@@ -216,7 +235,7 @@ def run(args, argv) -> int:
                 print(f"eta={key[0]:>9} S={steps:>4}: done already", flush=True)
                 continue
             start = time.perf_counter()
-            samples = setting.sample(steps, eta, args.spacing)
+            samples = setting.sample(steps, eta, args.spacing, n)
             metrics = setting.evaluate(samples)
             wall = time.perf_counter() - start
             cells[key] = {"eta": key[0], "steps": steps, **wanted, **metrics, "wall_s": round(wall, 2)}
@@ -235,7 +254,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setting", choices=("mixture", "mnist"), default="mnist")
-    parser.add_argument("--n", type=int, default=None, help="samples per cell (default: 4000 mixture, 500 mnist)")
+    parser.add_argument("--n", type=int, default=None, help="samples per cell (default: 4000 mixture, 1000 mnist)")
+    parser.add_argument("--n-long", type=int, default=500, help="mnist: samples per S = 1000 cell (default 500)")
     parser.add_argument("--steps", type=int, nargs="+", default=list(STEPS), help="numbers of steps S")
     parser.add_argument("--etas", type=parse_eta, nargs="+", default=[parse_eta(e) for e in ETAS])
     parser.add_argument("--seed", type=int, default=0)
