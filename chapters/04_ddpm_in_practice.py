@@ -54,7 +54,8 @@ from ddim_book.models import SinusoidalTimeEmbedding, UNet, UNetConfig
 from ddim_book.models.unet import AttentionBlock, ResBlock
 from ddim_book.oracles import GaussianOracle
 from ddim_book.plotting import book_style, image_grid, show_grid
-from ddim_book.training import Trainer, export_ema, get_config, load_model
+from ddim_book.training import TrainConfig, Trainer, export_ema, get_config, load_model
+from ddim_book.training.configs import config_differences
 
 book_style()
 # one thread: as fast as two for these batch sizes on a shared machine, and the printed numbers do not depend on it
@@ -76,12 +77,16 @@ print(f"shipped model: {model.num_parameters():,} parameters; schedule: {s}")
 # are Wide-ResNet blocks with group normalisation; self-attention runs at one resolution (16×16 in the paper's
 # CIFAR10 model, 7×7 in ours) and in the middle.
 #
-# The book's model uses the configuration `mnist-small`. The shipped checkpoint was trained with exactly this one:
+# The shipped checkpoint records its architecture in its manifest (`data/checkpoints/manifest.json`); the network we
+# loaded must be exactly that one. It is the `mnist-small` U-Net, started from PyTorch's default initialisation
+# (`init`; BENCHMARKS.md measures the choice):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-config = UNetConfig.named("mnist-small")
+entry = pretrained.entry("mnist")
+config = UNetConfig.from_dict({**entry["train_config"]["model"], "T": s.T})
 assert model.config == config
+assert {k: v for k, v in config.to_dict().items() if k != "init"} == UNetConfig.named("mnist-small").to_dict()
 for field, value in config.to_dict().items():
     print(f"{field:24s} {value}")
 print(f"{'resolutions':24s} {config.resolutions}")
@@ -324,12 +329,14 @@ for std in (0.1, 0.5, 1.0):
 #
 # ### The configuration and the shipped run
 #
-# The shipped model was trained with the named configuration `mnist-small` (the command is
-# `ddim-book train --config mnist-small`):
+# The manifest also records the training configuration of the shipped run. It is the named preset whose name it
+# carries, so `ddim-book train --config NAME` repeats the run; the cell checks that every field that decides the
+# updates (all but logging, checkpointing and device settings) agrees with the preset:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-train_config = get_config("mnist-small")
+train_config = TrainConfig.from_dict(entry["train_config"])
+assert config_differences(get_config(train_config.name).to_dict(), train_config) == []
 for field, value in train_config.to_dict().items():
     print(f"{field:14s} {value}")
 images = train_config.batch_size * train_config.total_steps
@@ -339,15 +346,16 @@ print(
 print(f"EMA averaging horizon about 1 / (1 - decay) = {1 / (1 - train_config.ema_decay):.0f} steps")
 
 # %% [markdown]
-# One step of `mnist-small` takes about a second on a quiet 2-core CPU, so the full run is about an hour there and a
-# few minutes on a GPU. The manifest of the shipped checkpoint records what was actually run:
+# What was actually run, from the same manifest (the model card, `data/checkpoints/MODEL_CARD.md`, shows it with the
+# sample-quality figures):
 
 # %%
-entry = pretrained.entry("mnist")
 print(f"steps: {entry['training_steps']:,}, images seen: {entry['images_seen']:,}")
+hours = entry["training_wall_seconds"] / 3600
 print(
-    f"wall time: {entry['training_wall_seconds'] / 3600:.2f} h on {entry['trained_on']} ({entry['machine']['cores']} cores)"
+    f"wall time: {hours:.2f} h on {entry['trained_on']} ({entry['machine']['cpu']}, {entry['machine']['cores']} cores)"
 )
+print(f"{entry['training_wall_seconds'] / entry['training_steps']:.2f} s per step of {train_config.batch_size} digits")
 print(f"sha256: {entry['sha256'][:16]}...; command: {entry['command']}")
 
 # %% [markdown]
@@ -356,18 +364,20 @@ print(f"sha256: {entry['sha256'][:16]}...; command: {entry['command']}")
 # To see the loop run, we train the much smaller `mnist-tiny` network (base width 8, two levels) for 50 steps on
 # the CPU, in a temporary folder. Its loss falls quickly from about 1, the value of predicting $\epsilon = 0$ (a network
 # whose last convolution is initialised to zero does exactly that). With `DDIM_BOOK_RECOMPUTE=1` this cell instead
-# trains the full `mnist-small` model in `runs/book-mnist-small` (resumable: an interrupted run continues where it
-# stopped) and the rest of the chapter uses that model.
+# trains the full shipped recipe in `runs/book-mnist` (resumable: an interrupted run continues where it stopped) and
+# the rest of the chapter uses that model.
 
 # %%
 log_path = pretrained.checkpoint_dir() / entry["train_log"]
 if RECOMPUTE:
-    run_dir = ROOT / "runs" / "book-mnist-small"
-    trainer = Trainer(get_config("mnist-small"), run_dir, progress=False)
+    run_dir = ROOT / "runs" / "book-mnist"
+    trainer = Trainer(get_config(train_config.name), run_dir, progress=False)
     trainer.train()
     model, s = load_model(export_ema(run_dir / "last.pt", run_dir / "mnist_unet.pt"))
     log_path = run_dir / "train_log.csv"
-    print(f"trained mnist-small for {trainer.step} steps in {trainer.elapsed_s / 60:.1f} min; using it from here on")
+    print(
+        f"trained {train_config.name} for {trainer.step} steps in {trainer.elapsed_s / 60:.1f} min; using it from here on"
+    )
 else:
     tiny_config = get_config("mnist-tiny", total_steps=50, log_every=10, ckpt_every=0, device="cpu")
     with tempfile.TemporaryDirectory() as run_dir:
@@ -531,7 +541,7 @@ print(
 )
 
 # %% [markdown]
-# Two full chains are too slow for a chapter that must run in about a minute, so the samples below come from
+# Two full chains would take that long, more than the minute this chapter may take under CI, so the samples below come from
 # `data/results/ddpm_samples.npz`, written by `python scripts/ddpm_samples.py` (8 digits per variance, seed 0; its JSON
 # record holds the model's sha256, the command and the wall time). With `DDIM_BOOK_RECOMPUTE=1` they are generated
 # here instead. Both runs start from the same $x_T$ and draw the same noise $z$, so they differ only in $\sigma_t$.

@@ -32,6 +32,8 @@ def build(py: Path, timeout: int = 900) -> float:
     ).execute()
     elapsed = time.perf_counter() - start
     nb.metadata.pop("widgets", None)
+    for cell in nb.cells:  # timestamps change on every run and would hide the real changes in a diff
+        cell.metadata.pop("execution", None)
     nbformat.write(nb, py.with_suffix(".ipynb"))
     return elapsed
 

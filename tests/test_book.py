@@ -36,5 +36,12 @@ def test_chapter_is_executed_with_checked_cells(py):
         assert len(checked) >= 3, f"{py.stem}: fewer than three cells whose output nbval compares"
 
 
+@pytest.mark.parametrize("py", CHAPTERS, ids=lambda p: p.stem)
+def test_stored_notebooks_carry_no_execution_timestamps(py):
+    nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
+    stamped = [i for i, c in enumerate(nb.cells) if "execution" in c.get("metadata", {})]
+    assert not stamped, f"{py.stem}: cells {stamped[:5]} carry execution timestamps; rebuild with scripts/build_book.py"
+
+
 def test_there_is_a_book():
     assert len(CHAPTERS) >= 1
