@@ -274,7 +274,7 @@ for T, L_T, middle, L_0, eq3, eq5 in rows:
 # Every path satisfies the rewriting, the Monte Carlo averages of eq. (3) agree with the closed form within about one
 # error bar, and the bound lies above the entropy, approaching it as $T$ grows. Two features of the table recur later: $L_T$ is
 # negligible (DDPM's schedule ends close to pure noise), and at $T = 1000$ the bound is a large sum of small KL terms
-# minus a large *negative* $L_0$ — a continuous density can exceed 1, and $p_\theta(x_0\mid x_1)$ has a standard
+# plus a large *negative* $L_0$ — a continuous density can exceed 1, and $p_\theta(x_0\mid x_1)$ has a standard
 # deviation of only $\sqrt{\beta_1} = 0.01$. (For images DDPM replaces $L_0$ by a discrete decoder over the 256 pixel
 # values, sec. 3.3, so that the bound is a proper code length.)
 #

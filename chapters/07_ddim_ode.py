@@ -292,7 +292,8 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The decoded digits are the originals, and much more faithfully at $S = 50$ than at $S = 10$. The latents (second row,
+# At $S = 50$ the decoded digits are the originals; at $S = 10$ they are recognisably the same digits, with visible
+# changes in stroke and shape. The latents (second row,
 # the $S = 50$ encodings, scaled by 1/2 for display) look noisy, but they are not white noise: the outline of each digit
 # is still visible in them. The encoding is a deterministic function of the image, and a latent carries its image's
 # structure in a form that the decoder, and only the decoder, unpacks. The error as a function of $S$, on 64 held-out

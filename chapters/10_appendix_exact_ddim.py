@@ -319,7 +319,8 @@ fig.tight_layout()
 appendix.check_produced_variance(lambda schedule, std, steps, spacing: closed_form(schedule, std, steps, spacing)[1])
 
 # %% [markdown]
-# **A.2** (pen and paper) Show that $\cos x \cos y \ge \cos(x + y)$ for $x, y \in [0, \pi/2]$, and conclude that inserting
+# **A.2** (pen and paper) Show that $\cos x \cos y \ge \cos(x + y)$ for $x, y \ge 0$ with $x + y \le \pi/2$ (the range
+# where the angles of a sub-sequence live, since they sum to less than $\pi/2$), and conclude that inserting
 # an extra timestep into a sub-sequence never lowers the produced variance. Trailing sub-sequences with $S = 10, 20, 40$
 # are nested, so their variances must increase; the cell checks that. Then explain why the theorem says nothing about
 # uniform sub-sequences with different $S$ (hint: are they nested, and where do they start?).

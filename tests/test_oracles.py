@@ -129,3 +129,19 @@ def test_gaussian_oracle_on_image_shaped_data():
     (m, v) = o.marginal(10)
     ab = SCHEDULE.alpha_bars[10]
     torch.testing.assert_close(v, ab * 0.25 + 1 - ab)
+
+
+@pytest.mark.parametrize("t", [1, 300, 1000])
+def test_gaussian_oracle_marginal_matches_the_forward_process(t):
+    """GaussianOracle's q_t (mean sqrt(a) m, variance a s^2 + 1 - a) against q_sample of its own data: a
+    wrong mean or a wrong variance in ``marginal`` (hence in ``sample``, ``score`` and ``eps``) fails here."""
+    oracle, g, n = GaussianOracle(SCHEDULE, mean=torch.tensor([0.7, -1.3]), std=0.4), torch.Generator(), 400_000
+    g.manual_seed(1)
+    forward = SCHEDULE.q_sample(oracle.sample(n, 0, generator=g), t, generator=g)
+    mean, var = oracle.marginal(t)
+    se_mean = (var / n).sqrt()
+    assert ((forward.mean(0) - mean).abs() < 5 * se_mean).all()
+    se_var = var * math.sqrt(2 / n)
+    assert ((forward.var(0) - var).abs() < 5 * se_var).all()
+    direct = oracle.sample(n, t, generator=g)
+    assert ((direct.mean(0) - forward.mean(0)).abs() < 7 * se_mean).all()

@@ -335,3 +335,28 @@ def test_samplers_refuse_what_they_used_to_accept_silently(loaded_tiny, sample):
         with pytest.raises(TypeError, match="generator must be a torch.Generator"):
             run(schedule, x, generator=123)
     assert run(schedule, x).shape == x.shape  # the matching inputs still work
+
+
+def test_quadratic_spacing_matches_the_ddim_code():
+    """The DDIM code's quadratic grid, (np.linspace(0, sqrt(0.8 T), S) ** 2).astype(int) + 1, wherever it is
+    strictly increasing (where it repeats values, ours pushes the repeats up by one instead)."""
+    import numpy as np
+
+    checked = 0
+    for T in (50, 500, 999, 1000, 4000):
+        for S in range(2, T + 1):
+            reference = (np.linspace(0, np.sqrt(0.8 * T), S) ** 2).astype(int) + 1
+            if (np.diff(reference) > 0).all():
+                assert samplers.timesteps(T, S, "quadratic") == reference.tolist(), (T, S)
+                checked += 1
+    assert checked > 100
+    assert samplers.timesteps(1000, 100, "quadratic")[-1] == 801
+
+
+def test_trailing_spacing_rounds_half_up():
+    """tau_i = round(i T / S) with halves rounded up, against exact rational arithmetic."""
+    from fractions import Fraction
+
+    for T, S in [(1000, 16), (1000, 3), (1000, 7), (999, 10), (10, 4), (1000, 1000)]:
+        expected = [int(Fraction(i * T, S) + Fraction(1, 2)) for i in range(1, S + 1)]
+        assert samplers.timesteps(T, S, "trailing") == expected
