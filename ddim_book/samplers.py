@@ -9,13 +9,14 @@ Papers: DDPM = Ho, Jain & Abbeel (2020); DDIM = Song, Meng & Ermon (2021), arXiv
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm
 
 from ddim_book._checks import check_choice, check_finite_nonneg, check_model_output
+from ddim_book._sampling import check_schedule, check_start, t_batches, trusted_timesteps
+from ddim_book.dpm_solver import dpm_solver_sample
 from ddim_book.latents import slerp
 from ddim_book.schedules import NoiseSchedule
 from ddim_book.subsequences import SPACINGS, timesteps
@@ -29,6 +30,7 @@ __all__ = [
     "ddim_step",
     "ddim_invert",
     "ddpm_sample",
+    "dpm_solver_sample",
     "sigma_hat",
     "slerp",
     "timesteps",
@@ -179,71 +181,6 @@ class Trajectory:
     timesteps: list[int] = field(default_factory=list)
 
 
-def _check_start(name: str, x: torch.Tensor, generator, model=None) -> None:
-    """The starting tensor: floating point, batched, finite, and matching the model's weights and the generator."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        kind = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise TypeError(f"{name} must be a floating-point tensor, got {kind}")
-    if x.ndim < 1 or x.shape[0] < 1:
-        raise ValueError(f"{name} must have a batch dimension first, got shape {tuple(x.shape)}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None, "
-            f"got {type(generator).__name__}"
-        )
-    if generator is not None and generator.device.type != x.device.type:
-        raise ValueError(f"generator is on {generator.device} but {name} is on {x.device}")
-    param = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    if param is not None and (param.device != x.device or param.dtype != x.dtype):
-        raise ValueError(
-            f"{name} is {x.dtype} on {x.device} but the model's weights are {param.dtype} on {param.device}; "
-            f"pass {name}.to(device={str(param.device)!r}, dtype={param.dtype})"
-        )
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} holds NaN or infinite values")
-
-
-def _check_schedule(schedule, model=None) -> None:
-    """The schedule is a NoiseSchedule, and the one the model was trained with when the model records it."""
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
-    trained = getattr(model, "trained_schedule", None)
-    if trained is None:
-        return
-    expected = NoiseSchedule.from_dict(trained)
-    same = expected.T == schedule.T and torch.allclose(expected.alpha_bars, schedule.alpha_bars, rtol=1e-6, atol=0)
-    if not same:
-        raise ValueError(
-            f"the model was trained with the schedule {trained} (T={expected.T}), but it is sampled with a "
-            f"different one (T={schedule.T}); use the schedule that load_model / pretrained.load returned"
-        )
-
-
-@contextmanager
-def _trusted_timesteps(model, T: int):
-    """Switch off a model's own per-call t range check inside a sampler loop.
-
-    The samplers build every t themselves from 1..T, so the check would only repeat work, and on a GPU
-    it costs a device-to-host synchronisation per step. The model's setting is restored afterwards.
-    """
-    config_T = getattr(getattr(model, "config", None), "T", None)
-    if config_T is not None and T > config_T:
-        raise ValueError(f"the schedule has T={T} steps but the model was built for t in 1..{config_T}")
-    had = getattr(model, "check_inputs", None)
-    if had is not None:
-        model.check_inputs = False
-    try:
-        yield
-    finally:
-        if had is not None:
-            model.check_inputs = had
-
-
-def _t_batches(ts: list[int], x: torch.Tensor) -> list[torch.Tensor]:
-    # made once before the loop: no allocation or host-device copy per step
-    return [torch.full((x.shape[0],), t, dtype=torch.long, device=x.device) for t in ts]
-
-
 @torch.inference_mode()
 def ddim_sample(
     model,
@@ -276,8 +213,8 @@ def ddim_sample(
     Returns:
         x_0 with x_T's shape, or a :class:`Trajectory` whose ``sample`` is x_0.
     """
-    _check_schedule(schedule, model)
-    _check_start("x_T", x_T, generator, model)
+    check_schedule(schedule, model)
+    check_start("x_T", x_T, generator, model)
     eta = _check_eta(eta)
     clip = _parse_clip(clip_x0)
     taus = timesteps(schedule.T, steps, spacing)
@@ -285,10 +222,10 @@ def ddim_sample(
     prevs = [0, *taus[:-1]]
     # coefficients once per call, as Python floats: nothing to move to the device inside the loop
     coefs = [_step_coefs(ab[t], ab[p], eta, t) for t, p in zip(taus, prevs)]
-    t_batch = _t_batches(taus, x_T)
+    t_batch = t_batches(taus, x_T)
     x = x_T
     traj = Trajectory(sample=x_T, xs=[x_T], timesteps=list(reversed(taus))) if return_trajectory else None
-    with _trusted_timesteps(model, schedule.T):
+    with trusted_timesteps(model, schedule.T):
         for i in tqdm(range(len(taus) - 1, -1, -1), desc=f"DDIM S={steps}", disable=not progress, leave=False):
             t, a_t, a_prev = taus[i], ab[taus[i]], ab[prevs[i]]
             eps = model(x, t_batch[i])
@@ -326,8 +263,8 @@ def ddpm_sample(
     With ``clip_x0`` the mean is taken as the posterior mean mu_tilde(clip(x0_hat), x_t) instead.
     Arguments and return value as in :func:`ddim_sample`.
     """
-    _check_schedule(schedule, model)
-    _check_start("x_T", x_T, generator, model)
+    check_schedule(schedule, model)
+    check_start("x_T", x_T, generator, model)
     check_choice("variance", variance, VARIANCES)
     clip = _parse_clip(clip_x0)
     T = schedule.T
@@ -335,10 +272,10 @@ def ddpm_sample(
     var = schedule.posterior_variances.tolist() if variance == "beta_tilde" else betas
     c0, ct = schedule.posterior_x0_coefs.tolist(), schedule.posterior_xt_coefs.tolist()
     ts = list(range(T, 0, -1))
-    t_batch = _t_batches(ts, x_T)
+    t_batch = t_batches(ts, x_T)
     x = x_T
     traj = Trajectory(sample=x_T, xs=[x_T], timesteps=ts) if return_trajectory else None
-    with _trusted_timesteps(model, schedule.T):
+    with trusted_timesteps(model, schedule.T):
         for i, t in enumerate(tqdm(ts, desc="DDPM", disable=not progress, leave=False)):
             eps = model(x, t_batch[i])
             check_model_output(eps, x, t)
@@ -378,14 +315,14 @@ def ddim_invert(
     t = 0 is outside the model's domain). The error this makes vanishes as the steps shrink.
     Returns x_T with x0's shape, or a :class:`Trajectory` (``xs`` from x_0 to x_T).
     """
-    _check_schedule(schedule, model)
-    _check_start("x0", x0, None, model)
+    check_schedule(schedule, model)
+    check_start("x0", x0, None, model)
     taus = timesteps(schedule.T, steps, spacing)
     ab = schedule.alpha_bars.tolist()
-    t_batch = _t_batches(taus, x0)
+    t_batch = t_batches(taus, x0)
     x, a_cur = x0, 1.0
     traj = Trajectory(sample=x0, xs=[x0], timesteps=list(taus)) if return_trajectory else None
-    with _trusted_timesteps(model, schedule.T):
+    with trusted_timesteps(model, schedule.T):
         for i in tqdm(range(len(taus)), desc=f"DDIM inversion S={steps}", disable=not progress, leave=False):
             t = taus[i]
             eps = model(x, t_batch[i])

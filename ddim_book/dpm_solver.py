@@ -1,0 +1,107 @@
+"""Exponential-integrator samplers for DDIM's ODE: DPM-Solver (Lu et al. 2022, arXiv:2206.00927); chapter 9.
+
+Write x_bar = x / sqrt(alpha_bar) and rho = sqrt((1 - alpha_bar) / alpha_bar) = exp(-lambda), where lambda is
+half the log signal-to-noise ratio. The ODE that DDIM's eta = 0 sampler discretises (DDIM eq. (14); chapter 7)
+is d x_bar / d rho = eps(x_t, t), and its exact solution from a noisier time s to a cleaner time t is
+
+    x_bar_t = x_bar_s + int_{rho_s}^{rho_t} eps d rho = x_bar_s - int_{lambda_s}^{lambda_t} exp(-lambda) eps d lambda
+
+(DPM-Solver eq. (3.4) in the book's notation: the linear part of the ODE in x is integrated exactly). A rule is
+a polynomial model of eps over the step, integrated exactly; chapter 9 derives the weights in sympy:
+
+- order 1 (eps constant): x_bar_t = x_bar_s + (rho_t - rho_s) eps_s. This is DDIM eq. (12) with eta = 0.
+- order 2, multistep (the "2M" form): eps linear through this step's and the previous step's evaluation,
+  one network evaluation per step. ``expand_in="lambda"`` is DPM-Solver's choice (Taylor in lambda):
+      x_bar_t = x_bar_s - (rho_s - rho_t) eps_s - (rho_s - rho_t (1 + h)) (eps_s - eps_p) / (lambda_s - lambda_p),
+  h = lambda_t - lambda_s; ``expand_in="rho"`` makes eps linear in rho instead (Adams-Bashforth in rho):
+      x_bar_t = x_bar_s + (rho_t - rho_s) eps_s + (rho_t - rho_s)^2 / 2 * (eps_s - eps_p) / (rho_s - rho_p).
+  The first step has no previous evaluation and is first order. The last step goes to t = 0, where the network
+  is not defined and lambda is infinite; a model linear in lambda over [lambda_s, inf) leaves an error of order
+  rho_s^2, which caps the whole run at first order (chapter 9), so the last step is linear in rho for both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm import tqdm
+
+from ddim_book._checks import check_choice, check_model_output
+from ddim_book._sampling import check_schedule, check_start, t_batches, trusted_timesteps
+from ddim_book.schedules import NoiseSchedule
+from ddim_book.subsequences import timesteps
+
+__all__ = ["EXPANSIONS", "dpm_solver_coefficients", "dpm_solver_sample"]
+
+EXPANSIONS = ("lambda", "rho")
+
+
+def dpm_solver_coefficients(rho_s: float, rho_t: float, rho_p: float | None, expand_in: str = "lambda"):
+    """(c1, c2) with x_bar_t = x_bar_s + c1 * eps_s + c2 * (eps_s - eps_p); c2 = 0 for a first-order step.
+
+    ``rho_p`` is rho at the previous evaluation (None: first order); ``rho_t = 0`` is the last step to the data.
+    """
+    c1 = rho_t - rho_s
+    if rho_p is None:
+        return c1, 0.0
+    if expand_in == "rho" or rho_t == 0.0:
+        return c1, 0.5 * (rho_t - rho_s) ** 2 / (rho_s - rho_p)
+    lam_s, lam_t, lam_p = -math.log(rho_s), -math.log(rho_t), -math.log(rho_p)
+    return c1, -(rho_s - rho_t * (1.0 + lam_t - lam_s)) / (lam_s - lam_p)
+
+
+@torch.inference_mode()
+def dpm_solver_sample(
+    model,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    steps: int = 20,
+    order: int = 2,
+    spacing: str = "uniform",
+    expand_in: str = "lambda",
+    progress: bool = True,
+):
+    """Generate by solving DDIM's ODE with the multistep exponential integrator of the given order (chapter 9).
+
+    Conventions as in :func:`~ddim_book.samplers.ddim_sample`: 1-based timesteps tau_1 < ... < tau_S from
+    :func:`~ddim_book.samplers.timesteps`, the last step to alpha_bar_0 = 1, deterministic.
+
+    Args:
+        model: ``model(x_t, t) -> eps`` with t int64 (B,) in 1..T.
+        schedule: the :class:`NoiseSchedule` the model was trained with.
+        x_T: the starting noise (B, ...); its dtype and device are used throughout.
+        steps: S, the number of steps and of network evaluations (one per step, for every order).
+        order: 1 (exactly DDIM with eta = 0) or 2 (the multistep rule of the module docstring).
+        spacing: "uniform", "quadratic" or "trailing".
+        expand_in: "lambda" (DPM-Solver-2M) or "rho"; how order 2 models eps between evaluations.
+        progress: show a progress bar.
+    Returns:
+        x_0 with x_T's shape.
+    """
+    check_schedule(schedule, model)
+    check_start("x_T", x_T, None, model)
+    if order not in (1, 2) or isinstance(order, bool):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    check_choice("expand_in", expand_in, EXPANSIONS)
+    taus = timesteps(schedule.T, steps, spacing)
+    ab = schedule.alpha_bars.tolist()
+    times = [*reversed(taus), 0]  # tau_S, ..., tau_1, then 0
+    rho = [math.sqrt((1.0 - ab[t]) / ab[t]) for t in times]
+    coefs = []
+    for i in range(len(taus)):
+        rho_p = rho[i - 1] if order == 2 and i > 0 else None
+        coefs.append(dpm_solver_coefficients(rho[i], rho[i + 1], rho_p, expand_in))
+    t_batch = t_batches(times[:-1], x_T)
+    x, eps_prev = x_T, None
+    with trusted_timesteps(model, schedule.T):
+        for i in tqdm(range(len(taus)), desc=f"DPM-Solver-{order} S={steps}", disable=not progress, leave=False):
+            eps = model(x, t_batch[i])
+            check_model_output(eps, x, times[i])
+            c1, c2 = coefs[i]
+            x_bar = x / ab[times[i]] ** 0.5 + c1 * eps
+            if c2:
+                x_bar = x_bar + c2 * (eps - eps_prev)
+            x = ab[times[i + 1]] ** 0.5 * x_bar
+            eps_prev = eps
+    return x
