@@ -1,23 +1,24 @@
 """Exponential-integrator samplers for DDIM's ODE: DPM-Solver (Lu et al. 2022, arXiv:2206.00927); chapter 9.
 
-Write x_bar = x / sqrt(alpha_bar) and rho = sqrt((1 - alpha_bar) / alpha_bar) = exp(-lambda), where lambda is
-half the log signal-to-noise ratio. The ODE that DDIM's eta = 0 sampler discretises (DDIM eq. (14); chapter 7)
-is d x_bar / d rho = eps(x_t, t), and its exact solution from a noisier time s to a cleaner time t is
+Write x_bar = x / sqrt(alpha_bar) and sigma = sqrt((1 - alpha_bar) / alpha_bar) = exp(-lambda), where lambda is
+half the log signal-to-noise ratio. This sigma is chapter 7's ODE time (DDIM eq. (14)), not the noise standard
+deviation sigma_t of DDIM eq. (12). The ODE that DDIM's eta = 0 sampler discretises (DDIM eq. (14); chapter 7)
+is d x_bar / d sigma = eps(x_t, t), and its exact solution from a noisier time s to a cleaner time t is
 
-    x_bar_t = x_bar_s + int_{rho_s}^{rho_t} eps d rho = x_bar_s - int_{lambda_s}^{lambda_t} exp(-lambda) eps d lambda
+    x_bar_t = x_bar_s + int_{sigma_s}^{sigma_t} eps d sigma = x_bar_s - int_{lambda_s}^{lambda_t} exp(-lambda) eps d lambda
 
 (DPM-Solver eq. (3.4) in the book's notation: the linear part of the ODE in x is integrated exactly). A rule is
 a polynomial model of eps over the step, integrated exactly; chapter 9 derives the weights in sympy:
 
-- order 1 (eps constant): x_bar_t = x_bar_s + (rho_t - rho_s) eps_s. This is DDIM eq. (12) with eta = 0.
+- order 1 (eps constant): x_bar_t = x_bar_s + (sigma_t - sigma_s) eps_s. This is DDIM eq. (12) with eta = 0.
 - order 2, multistep (the "2M" form): eps linear through this step's and the previous step's evaluation,
   one network evaluation per step. ``expand_in="lambda"`` is DPM-Solver's choice (Taylor in lambda):
-      x_bar_t = x_bar_s - (rho_s - rho_t) eps_s - (rho_s - rho_t (1 + h)) (eps_s - eps_p) / (lambda_s - lambda_p),
-  h = lambda_t - lambda_s; ``expand_in="rho"`` makes eps linear in rho instead (Adams-Bashforth in rho):
-      x_bar_t = x_bar_s + (rho_t - rho_s) eps_s + (rho_t - rho_s)^2 / 2 * (eps_s - eps_p) / (rho_s - rho_p).
+      x_bar_t = x_bar_s - (sigma_s - sigma_t) eps_s - (sigma_s - sigma_t (1 + h)) (eps_s - eps_p) / (lambda_s - lambda_p),
+  h = lambda_t - lambda_s; ``expand_in="sigma"`` makes eps linear in sigma instead (Adams-Bashforth in sigma):
+      x_bar_t = x_bar_s + (sigma_t - sigma_s) eps_s + (sigma_t - sigma_s)^2 / 2 * (eps_s - eps_p) / (sigma_s - sigma_p).
   The first step has no previous evaluation and is first order. The last step goes to t = 0, where the network
   is not defined and lambda is infinite; a model linear in lambda over [lambda_s, inf) leaves an error of order
-  rho_s^2, which caps the whole run at first order (chapter 9), so the last step is linear in rho for both.
+  sigma_s^2, which caps the whole run at first order (chapter 9), so the last step is linear in sigma for both.
 """
 
 from __future__ import annotations
@@ -34,21 +35,21 @@ from ddim_book.subsequences import timesteps
 
 __all__ = ["EXPANSIONS", "dpm_solver_coefficients", "dpm_solver_sample"]
 
-EXPANSIONS = ("lambda", "rho")
+EXPANSIONS = ("lambda", "sigma")
 
 
-def dpm_solver_coefficients(rho_s: float, rho_t: float, rho_p: float | None, expand_in: str = "lambda"):
+def dpm_solver_coefficients(sigma_s: float, sigma_t: float, sigma_p: float | None, expand_in: str = "lambda"):
     """(c1, c2) with x_bar_t = x_bar_s + c1 * eps_s + c2 * (eps_s - eps_p); c2 = 0 for a first-order step.
 
-    ``rho_p`` is rho at the previous evaluation (None: first order); ``rho_t = 0`` is the last step to the data.
+    ``sigma_p`` is sigma at the previous evaluation (None: first order); ``sigma_t = 0`` is the last step to the data.
     """
-    c1 = rho_t - rho_s
-    if rho_p is None:
+    c1 = sigma_t - sigma_s
+    if sigma_p is None:
         return c1, 0.0
-    if expand_in == "rho" or rho_t == 0.0:
-        return c1, 0.5 * (rho_t - rho_s) ** 2 / (rho_s - rho_p)
-    lam_s, lam_t, lam_p = -math.log(rho_s), -math.log(rho_t), -math.log(rho_p)
-    return c1, -(rho_s - rho_t * (1.0 + lam_t - lam_s)) / (lam_s - lam_p)
+    if expand_in == "sigma" or sigma_t == 0.0:
+        return c1, 0.5 * (sigma_t - sigma_s) ** 2 / (sigma_s - sigma_p)
+    lam_s, lam_t, lam_p = -math.log(sigma_s), -math.log(sigma_t), -math.log(sigma_p)
+    return c1, -(sigma_s - sigma_t * (1.0 + lam_t - lam_s)) / (lam_s - lam_p)
 
 
 @torch.inference_mode()
@@ -74,7 +75,7 @@ def dpm_solver_sample(
         steps: S, the number of steps and of network evaluations (one per step, for every order).
         order: 1 (exactly DDIM with eta = 0) or 2 (the multistep rule of the module docstring).
         spacing: "uniform", "quadratic" or "trailing".
-        expand_in: "lambda" (DPM-Solver-2M) or "rho"; how order 2 models eps between evaluations.
+        expand_in: "lambda" (DPM-Solver-2M) or "sigma"; how order 2 models eps between evaluations.
         progress: show a progress bar.
     Returns:
         x_0 with x_T's shape.
@@ -87,11 +88,11 @@ def dpm_solver_sample(
     taus = timesteps(schedule.T, steps, spacing)
     ab = schedule.alpha_bars.tolist()
     times = [*reversed(taus), 0]  # tau_S, ..., tau_1, then 0
-    rho = [math.sqrt((1.0 - ab[t]) / ab[t]) for t in times]
+    sigma = [math.sqrt((1.0 - ab[t]) / ab[t]) for t in times]
     coefs = []
     for i in range(len(taus)):
-        rho_p = rho[i - 1] if order == 2 and i > 0 else None
-        coefs.append(dpm_solver_coefficients(rho[i], rho[i + 1], rho_p, expand_in))
+        sigma_p = sigma[i - 1] if order == 2 and i > 0 else None
+        coefs.append(dpm_solver_coefficients(sigma[i], sigma[i + 1], sigma_p, expand_in))
     t_batch = t_batches(times[:-1], x_T)
     x, eps_prev = x_T, None
     with trusted_timesteps(model, schedule.T):

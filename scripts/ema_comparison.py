@@ -39,6 +39,12 @@ def _load_extras(run: Path):
 
 
 def train(run: Path, max_minutes: float, config: str = "mnist", **overrides) -> None:
+    # everything the run will import later (the sample grids) is imported now: an edit to the source tree
+    # during a run of hours must not be able to break it halfway
+    import ddim_book.plotting  # noqa: F401
+    import ddim_book.samplers  # noqa: F401
+    import ddim_book.training.reporting  # noqa: F401
+
     trainer = Trainer(get_config(config, **overrides), run, progress=False)
     emas = {}
     stored = _load_extras(run)

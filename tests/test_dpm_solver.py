@@ -16,7 +16,7 @@ SCHEDULE = NoiseSchedule.linear(1000)
 AB = SCHEDULE.alpha_bars
 
 
-def rho(t: int) -> float:
+def sigma(t: int) -> float:
     return math.sqrt((1 - AB[t].item()) / AB[t].item())
 
 
@@ -30,25 +30,25 @@ def test_order_one_is_ddim_with_eta_zero(spacing, steps):
     torch.testing.assert_close(ours, ddim, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("expand_in", ["lambda", "rho"])
+@pytest.mark.parametrize("expand_in", ["lambda", "sigma"])
 @pytest.mark.parametrize("s, t, p", [(981, 961, 1000), (500, 300, 700), (41, 21, 61), (21, 0, 41)])
 def test_second_order_weights_integrate_a_linear_eps_exactly(expand_in, s, t, p):
     """eps linear in the expansion variable, through (var_p, eps_p) and (var_s, eps_s): the step must equal
-    x_bar_s + integral of eps over rho from rho_s to rho_t, computed here by quadrature."""
-    rho_s, rho_t, rho_p = rho(s), (rho(t) if t else 0.0), rho(p)
+    x_bar_s + integral of eps over sigma from sigma_s to sigma_t, computed here by quadrature."""
+    sigma_s, sigma_t, sigma_p = sigma(s), (sigma(t) if t else 0.0), sigma(p)
     eps_s, eps_p = 0.8, -0.3
-    if expand_in == "rho" or t == 0:  # the last step is linear in rho for both rules
+    if expand_in == "sigma" or t == 0:  # the last step is linear in sigma for both rules
 
         def eps(r):
-            return eps_s + (r - rho_s) * (eps_s - eps_p) / (rho_s - rho_p)
+            return eps_s + (r - sigma_s) * (eps_s - eps_p) / (sigma_s - sigma_p)
     else:
 
         def eps(r):
-            lam, lam_s, lam_p = -math.log(r), -math.log(rho_s), -math.log(rho_p)
+            lam, lam_s, lam_p = -math.log(r), -math.log(sigma_s), -math.log(sigma_p)
             return eps_s + (lam - lam_s) * (eps_s - eps_p) / (lam_s - lam_p)
 
-    exact = -quad(eps, rho_t, rho_s, epsabs=1e-13, epsrel=1e-12)[0]
-    c1, c2 = dpm_solver_coefficients(rho_s, rho_t, rho_p, expand_in)
+    exact = -quad(eps, sigma_t, sigma_s, epsabs=1e-13, epsrel=1e-12)[0]
+    c1, c2 = dpm_solver_coefficients(sigma_s, sigma_t, sigma_p, expand_in)
     assert c1 * eps_s + c2 * (eps_s - eps_p) == pytest.approx(exact, rel=1e-9, abs=1e-12)
 
 
@@ -58,20 +58,20 @@ def _slope(steps, errors):
 
 
 def test_global_error_slopes_on_gaussian_data():
-    """Against the exact ODE map of N(mu, s^2) data (chapter 9): DDIM is first order, the rho rule second order.
+    """Against the exact ODE map of N(mu, s^2) data (chapter 9): DDIM is first order, the sigma rule second order.
     Measured (256 x 64 points, seed 0): slopes 0.96 and 1.95; the ranges leave room for other seeds."""
     mu, sd, steps = 0.5, 0.3, [25, 50, 100]
     oracle = GaussianOracle(SCHEDULE, mean=mu, std=sd, shape=(64,))
     x_T = torch.randn((256, 64), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    rho_T = rho(1000)
-    exact = mu + (x_T / math.sqrt(AB[1000].item()) - mu) * sd / math.sqrt(sd**2 + rho_T**2)
+    sigma_T = sigma(1000)
+    exact = mu + (x_T / math.sqrt(AB[1000].item()) - mu) * sd / math.sqrt(sd**2 + sigma_T**2)
 
     def error(x):
         return (x - exact).pow(2).mean().sqrt().item()
 
     ddim = [error(samplers.ddim_sample(oracle, SCHEDULE, x_T, S, 0.0, "trailing", progress=False)) for S in steps]
     second = [
-        error(samplers.dpm_solver_sample(oracle, SCHEDULE, x_T, S, 2, "trailing", "rho", progress=False)) for S in steps
+        error(samplers.dpm_solver_sample(oracle, SCHEDULE, x_T, S, 2, "trailing", "sigma", progress=False)) for S in steps
     ]
     assert 0.85 < _slope(steps, ddim) < 1.1
     assert 1.8 < _slope(steps, second) < 2.2
@@ -81,10 +81,10 @@ def test_global_error_slopes_on_gaussian_data():
 def test_both_second_order_rules_beat_ddim_on_the_mixture():
     oracle = GaussianMixtureOracle.ring_2d(SCHEDULE)
     x_T = torch.randn((2000, 2), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    reference = samplers.dpm_solver_sample(oracle, SCHEDULE, x_T, 1000, 2, "trailing", "rho", progress=False)
+    reference = samplers.dpm_solver_sample(oracle, SCHEDULE, x_T, 1000, 2, "trailing", "sigma", progress=False)
     for S in (50, 100):
         ddim = (samplers.ddim_sample(oracle, SCHEDULE, x_T, S, 0.0, "trailing", progress=False) - reference).norm()
-        for expand_in in ("lambda", "rho"):
+        for expand_in in ("lambda", "sigma"):
             ours = samplers.dpm_solver_sample(oracle, SCHEDULE, x_T, S, 2, "trailing", expand_in, progress=False)
             assert (ours - reference).norm() < 0.6 * ddim, (S, expand_in)
 

@@ -15,16 +15,16 @@ def first_order(x, eps, a_s, a_t, via_exp=False):
     return (al_t / al_s) * x - (al_t * si_s / al_s - si_t) * eps
 
 
-def weights(rho_s, rho_t, rho_p, expand_in, lambda_at_the_end=False, flip=False):
-    c1 = rho_t - rho_s
-    if expand_in == "rho" or (rho_t == 0 and not lambda_at_the_end):
-        c2 = 0.5 * (rho_t - rho_s) ** 2 / (rho_s - rho_p)
+def weights(sigma_s, sigma_t, sigma_p, expand_in, lambda_at_the_end=False, flip=False):
+    c1 = sigma_t - sigma_s
+    if expand_in == "sigma" or (sigma_t == 0 and not lambda_at_the_end):
+        c2 = 0.5 * (sigma_t - sigma_s) ** 2 / (sigma_s - sigma_p)
     else:
-        lam_s, lam_p = -math.log(rho_s), -math.log(rho_p)
-        if rho_t == 0:  # the lambda model integrated to infinity
-            c2 = -rho_s / (lam_s - lam_p)
+        lam_s, lam_p = -math.log(sigma_s), -math.log(sigma_p)
+        if sigma_t == 0:  # the lambda model integrated to infinity
+            c2 = -sigma_s / (lam_s - lam_p)
         else:
-            c2 = -(rho_s - rho_t * (1 - math.log(rho_t) - lam_s)) / (lam_s - lam_p)
+            c2 = -(sigma_s - sigma_t * (1 - math.log(sigma_t) - lam_s)) / (lam_s - lam_p)
     return c1, -c2 if flip else c2
 
 

@@ -2,7 +2,7 @@
 
     from ddim_book.exercises import ch09
     ch09.check_first_order_step(my_step)      # (x_s, eps, alpha_bar_s, alpha_bar_t) -> x_t, the eps-constant rule
-    ch09.check_second_order_weights(my_w)     # (rho_s, rho_t, rho_p, expand_in) -> (c1, c2), the 2M weights
+    ch09.check_second_order_weights(my_w)     # (sigma_s, sigma_t, sigma_p, expand_in) -> (c1, c2), the 2M weights
 
 The first-order step is compared with :func:`ddim_book.samplers.ddim_step` at eta = 0 (the chapter proves they
 are the same map); the weights with :func:`ddim_book.dpm_solver.dpm_solver_coefficients`.
@@ -70,29 +70,29 @@ def check_first_order_step(fn: Callable, schedule: NoiseSchedule | None = None) 
 def _weight_cases(schedule: NoiseSchedule) -> list[tuple[str, dict]]:
     ab = schedule.alpha_bars.tolist()
 
-    def rho(t: int) -> float:
+    def sigma(t: int) -> float:
         return math.sqrt((1 - ab[t]) / ab[t]) if t else 0.0
 
     T = schedule.T
     picks = [(T - 20, T - 40, T), (T // 2, T // 2 - 100, T // 2 + 100), (60, 30, 90), (30, 0, 60)]
     cases = []
     for s, t, p in picks:
-        for expand_in in ("lambda", "rho"):
+        for expand_in in ("lambda", "sigma"):
             where = "the last step, to t = 0" if t == 0 else f"t = {s} -> {t} after {p}"
-            args = {"rho_s": rho(s), "rho_t": rho(t), "rho_p": rho(p), "expand_in": expand_in}
+            args = {"sigma_s": sigma(s), "sigma_t": sigma(t), "sigma_p": sigma(p), "expand_in": expand_in}
             cases.append((f"{where}, eps linear in {expand_in}", args))
     return cases
 
 
 def check_second_order_weights(fn: Callable, schedule: NoiseSchedule | None = None) -> str:
-    """Grade ``fn(rho_s, rho_t, rho_p, expand_in) -> (c1, c2)``: the weights of the 2M step (chapter 9).
+    """Grade ``fn(sigma_s, sigma_t, sigma_p, expand_in) -> (c1, c2)``: the weights of the 2M step (chapter 9).
 
     x_bar_t = x_bar_s + c1 eps_s + c2 (eps_s - eps_p), where eps is modelled as linear in ``expand_in`` ("lambda",
-    lambda = -log rho, or "rho") through (rho_p, eps_p) and (rho_s, eps_s), and integrated exactly over rho from
-    rho_s to rho_t. At the last step (rho_t = 0) both rules use the model linear in rho.
+    lambda = -log sigma, or "sigma") through (sigma_p, eps_p) and (sigma_s, eps_s), and integrated exactly over sigma from
+    sigma_s to sigma_t. At the last step (sigma_t = 0) both rules use the model linear in sigma.
     """
     schedule = schedule_or_default(schedule)
-    graded = positional("check_second_order_weights", fn, "rho_s", "rho_t", "rho_p", "expand_in")
+    graded = positional("check_second_order_weights", fn, "sigma_s", "sigma_t", "sigma_p", "expand_in")
     return compare(
         "check_second_order_weights",
         lambda **kw: tuple(float(v) for v in graded(**kw)),
@@ -101,8 +101,8 @@ def check_second_order_weights(fn: Callable, schedule: NoiseSchedule | None = No
         rtol=1e-7,
         atol=1e-10,
         hint=(
-            "c1 = rho_t - rho_s in both rules; in lambda, integrate exp(-lambda) (lambda - lambda_s) from lambda_s to "
-            "lambda_t (it is rho_s - rho_t (1 + h)) and divide by lambda_s - lambda_p, with the sign of a step towards "
-            "smaller rho; in rho, integrate (rho - rho_s) from rho_s to rho_t and divide by rho_s - rho_p"
+            "c1 = sigma_t - sigma_s in both rules; in lambda, integrate exp(-lambda) (lambda - lambda_s) from lambda_s to "
+            "lambda_t (it is sigma_s - sigma_t (1 + h)) and divide by lambda_s - lambda_p, with the sign of a step towards "
+            "smaller sigma; in sigma, integrate (sigma - sigma_s) from sigma_s to sigma_t and divide by sigma_s - sigma_p"
         ),
     )
