@@ -5,7 +5,7 @@ half the log signal-to-noise ratio. This sigma is chapter 7's ODE time (DDIM eq.
 deviation sigma_t of DDIM eq. (12). The ODE that DDIM's eta = 0 sampler discretises (DDIM eq. (14); chapter 7)
 is d x_bar / d sigma = eps(x_t, t), and its exact solution from a noisier time s to a cleaner time t is
 
-    x_bar_t = x_bar_s + int_{sigma_s}^{sigma_t} eps d sigma = x_bar_s - int_{lambda_s}^{lambda_t} exp(-lambda) eps d lambda
+    x_bar_t = x_bar_s + int_{sigma_s}^{sigma_t} eps d(sigma) = x_bar_s - int_{lambda_s}^{lambda_t} e^-lambda eps d(lambda)
 
 (DPM-Solver eq. (3.4) in the book's notation: the linear part of the ODE in x is integrated exactly). A rule is
 a polynomial model of eps over the step, integrated exactly; chapter 9 derives the weights in sympy:
@@ -13,7 +13,7 @@ a polynomial model of eps over the step, integrated exactly; chapter 9 derives t
 - order 1 (eps constant): x_bar_t = x_bar_s + (sigma_t - sigma_s) eps_s. This is DDIM eq. (12) with eta = 0.
 - order 2, multistep (the "2M" form): eps linear through this step's and the previous step's evaluation,
   one network evaluation per step. ``expand_in="lambda"`` is DPM-Solver's choice (Taylor in lambda):
-      x_bar_t = x_bar_s - (sigma_s - sigma_t) eps_s - (sigma_s - sigma_t (1 + h)) (eps_s - eps_p) / (lambda_s - lambda_p),
+      x_bar_t = x_bar_s - (sigma_s - sigma_t) eps_s - (sigma_s - sigma_t (1 + h)) (eps_s - eps_p) / (lam_s - lam_p),
   h = lambda_t - lambda_s; ``expand_in="sigma"`` makes eps linear in sigma instead (Adams-Bashforth in sigma):
       x_bar_t = x_bar_s + (sigma_t - sigma_s) eps_s + (sigma_t - sigma_s)^2 / 2 * (eps_s - eps_p) / (sigma_s - sigma_p).
   The first step has no previous evaluation and is first order. The last step goes to t = 0, where the network

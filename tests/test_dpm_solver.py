@@ -70,9 +70,8 @@ def test_global_error_slopes_on_gaussian_data():
         return (x - exact).pow(2).mean().sqrt().item()
 
     ddim = [error(samplers.ddim_sample(oracle, SCHEDULE, x_T, S, 0.0, "trailing", progress=False)) for S in steps]
-    second = [
-        error(samplers.dpm_solver_sample(oracle, SCHEDULE, x_T, S, 2, "trailing", "sigma", progress=False)) for S in steps
-    ]
+    second = [error(samplers.dpm_solver_sample(oracle, SCHEDULE, x_T, S, 2, "trailing", "sigma", progress=False))
+              for S in steps]  # fmt: skip
     assert 0.85 < _slope(steps, ddim) < 1.1
     assert 1.8 < _slope(steps, second) < 2.2
     assert all(b < a for a, b in zip(ddim, second))

@@ -87,9 +87,9 @@ def _weight_cases(schedule: NoiseSchedule) -> list[tuple[str, dict]]:
 def check_second_order_weights(fn: Callable, schedule: NoiseSchedule | None = None) -> str:
     """Grade ``fn(sigma_s, sigma_t, sigma_p, expand_in) -> (c1, c2)``: the weights of the 2M step (chapter 9).
 
-    x_bar_t = x_bar_s + c1 eps_s + c2 (eps_s - eps_p), where eps is modelled as linear in ``expand_in`` ("lambda",
-    lambda = -log sigma, or "sigma") through (sigma_p, eps_p) and (sigma_s, eps_s), and integrated exactly over sigma from
-    sigma_s to sigma_t. At the last step (sigma_t = 0) both rules use the model linear in sigma.
+    x_bar_t = x_bar_s + c1 eps_s + c2 (eps_s - eps_p), where eps is modelled as linear in ``expand_in``
+    ("lambda", lambda = -log sigma, or "sigma") through (sigma_p, eps_p) and (sigma_s, eps_s), and integrated
+    exactly over sigma from sigma_s to sigma_t. At the last step (sigma_t = 0) both rules use the model linear in sigma.
     """
     schedule = schedule_or_default(schedule)
     graded = positional("check_second_order_weights", fn, "sigma_s", "sigma_t", "sigma_p", "expand_in")
@@ -101,8 +101,9 @@ def check_second_order_weights(fn: Callable, schedule: NoiseSchedule | None = No
         rtol=1e-7,
         atol=1e-10,
         hint=(
-            "c1 = sigma_t - sigma_s in both rules; in lambda, integrate exp(-lambda) (lambda - lambda_s) from lambda_s to "
-            "lambda_t (it is sigma_s - sigma_t (1 + h)) and divide by lambda_s - lambda_p, with the sign of a step towards "
-            "smaller sigma; in sigma, integrate (sigma - sigma_s) from sigma_s to sigma_t and divide by sigma_s - sigma_p"
+            "c1 = sigma_t - sigma_s in both rules; in lambda, integrate exp(-lambda) (lambda - lambda_s) from "
+            "lambda_s to lambda_t (it is sigma_s - sigma_t (1 + h)) and divide by lambda_s - lambda_p, with the sign "
+            "of a step towards smaller sigma; in sigma, integrate (sigma - sigma_s) from sigma_s to sigma_t and divide "
+            "by sigma_s - sigma_p"
         ),
     )
