@@ -5,7 +5,7 @@ half the log signal-to-noise ratio. This sigma is chapter 7's ODE time (DDIM eq.
 deviation sigma_t of DDIM eq. (12). The ODE that DDIM's eta = 0 sampler discretises (DDIM eq. (14); chapter 7)
 is d x_bar / d sigma = eps(x_t, t), and its exact solution from a noisier time s to a cleaner time t is
 
-    x_bar_t = x_bar_s + int_{sigma_s}^{sigma_t} eps d(sigma) = x_bar_s - int_{lambda_s}^{lambda_t} e^-lambda eps d(lambda)
+    x_bar_t = x_bar_s + int_{sigma_s}^{sigma_t} eps d sigma = x_bar_s - int_{lam_s}^{lam_t} e^(-lam) eps d lam
 
 (DPM-Solver eq. (3.4) in the book's notation: the linear part of the ODE in x is integrated exactly). A rule is
 a polynomial model of eps over the step, integrated exactly; chapter 9 derives the weights in sympy:
