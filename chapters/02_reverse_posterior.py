@@ -136,10 +136,11 @@ print("coefficient of xt =", coef_xt)
 # %%
 # NBVAL_CHECK_OUTPUT
 c_t = sp.sqrt(a) * (1 - ab_prev) / (1 - a * ab_prev)
-correct = sp.sqrt(ab_prev) - sp.sqrt(a * ab_prev) * sp.sqrt(a) * (1 - ab_prev) / (1 - a * ab_prev)
+correct = mu_tilde.diff(x0).subs(ddpm)  # the x_0 coefficient, from the completed square of section 2
 circulated = sp.sqrt(ab_prev) - a * (1 - ab_prev) / (1 - a * ab_prev)
-assert sp.simplify(correct - mu_tilde.diff(x0).subs(ddpm)) == 0
-assert sp.simplify(correct - (sp.sqrt(ab_prev) - sp.sqrt(a * ab_prev) * c_t)) == 0
+assert sp.simplify(correct - (sp.sqrt(ab_prev) - sp.sqrt(a * ab_prev) * c_t)) == 0  # the rewriting holds
+noiseless = mu_tilde.subs(ddpm).subs(x_t, sp.sqrt(a * ab_prev) * x0)  # the mean at x_t = sqrt(abar_t) x_0
+assert sp.simplify(noiseless - sp.sqrt(ab_prev) * x0) == 0  # ... is sqrt(abar_{t-1}) x_0, as the rewriting says
 gap = sp.factor(sp.simplify(circulated - correct))
 assert gap != 0
 print("circulated - correct =", gap)
@@ -322,7 +323,8 @@ for t in (2, 10, 100, 500, 1000):
 #
 # DDPM's reverse steps are Gaussians $p_\theta(x_{t-1} \mid x_t) = \mathcal{N}(\mu_\theta(x_t, t), \sigma_t^2 I)$ with a fixed
 # variance, and Ho et al. (sec. 3.2) report that two choices work about equally well: $\sigma_t^2 = \beta_t$ and
-# $\sigma_t^2 = \tilde\beta_t$. They are the two extreme cases of the same calculation. The true reverse variance
+# $\sigma_t^2 = \tilde\beta_t$. For data whose every coordinate has variance at most 1 (DDPM's own qualifier, sec. 3.2),
+# they are the two extreme cases of the same calculation. The true reverse variance
 # $\mathrm{Var}[x_{t-1} \mid x_t]$ depends on the data; for Gaussian data it follows from the Gaussian conditioning rule
 # $\mathrm{Var}[Y \mid X] = \mathrm{Var}\, Y - \mathrm{Cov}(X, Y)^2 / \mathrm{Var}\, X$.
 #

@@ -90,7 +90,8 @@ print(schedule)
 # The forward direction follows from Bayes' rule (DDIM eq. (8)):
 # $q_\sigma(x_t \mid x_{t-1}, x_0) = q_\sigma(x_{t-1} \mid x_t, x_0)\, q_\sigma(x_t \mid x_0) / q_\sigma(x_{t-1} \mid x_0)$.
 # It is Gaussian, but in general it depends on $x_0$ as well as on $x_{t-1}$: the process is **not Markovian**.
-# DDPM's Markov chain is the one exception in the family (section 5.9 shows that it is the member $\eta = 1$);
+# DDPM's Markov chain is the one exception in the family (section 5.9 proves that it is the member $\eta = 1$, and
+# that no other member is Markovian);
 # $\sigma = 0$ is the other extreme, in which $x_{1:T}$ is a deterministic function of $(x_T, x_0)$.
 #
 # The paper parametrises $\sigma$ by one number $\eta \ge 0$ (DDIM eq. (16)):
@@ -469,13 +470,14 @@ x0_hat = (xt - sp.sqrt(1 - a_t) * eps_theta) / sp.sqrt(a_t)  # DDIM eq. (9)
 kl_step = kl_equal_var.subs(
     {m1: ddim_posterior_mean(xt, x0_true, a_t, a_prev, sigma), m2: ddim_posterior_mean(xt, x0_hat, a_t, a_prev, sigma)}
 )
-gamma_t = sp.factor(sp.simplify(kl_step / (eps - eps_theta) ** 2))
-assert sp.simplify(kl_step - gamma_t * (eps - eps_theta) ** 2) == 0
-assert not gamma_t.free_symbols & {xt, eps, eps_theta}  # the weight knows nothing about x_t or the network
-# a compact form: gamma_t = lambda_t^2 (1 - abar_t) / (2 sigma_t^2 abar_t), lambda_t from section 5.5
+# the claim: the KL is gamma_t (eps - eps_theta)^2 with gamma_t = lambda_t^2 (1 - abar_t) / (2 sigma_t^2 abar_t),
+# lambda_t the x_0 coefficient of section 5.5; checked by writing eps_theta = eps + d for a free d
+d_err = sp.symbols("d", real=True)
 lambda_t = sp.sqrt(a_prev) - sp.sqrt(a_t) * sp.sqrt(1 - a_prev - sigma**2) / sp.sqrt(1 - a_t)
 gamma_compact = lam**2 * (1 - a_t) / (2 * sigma**2 * a_t)
-assert sp.simplify(gamma_t - gamma_compact.subs(lam, lambda_t)) == 0
+assert sp.simplify(kl_step.subs(eps_theta, eps + d_err) - gamma_compact.subs(lam, lambda_t) * d_err**2) == 0
+gamma_t = gamma_compact.subs(lam, lambda_t)
+assert not gamma_t.free_symbols & {xt, eps, eps_theta}  # the weight knows nothing about x_t or the network
 
 # t = 1: -log N(x_0; x0_hat, sigma_1^2) = (x_0 - x0_hat)^2 / (2 sigma_1^2) + a constant
 gamma_1 = sp.simplify(((x0_true - x0_hat) ** 2 / (2 * sigma**2)) / (eps - eps_theta) ** 2)
@@ -497,7 +499,15 @@ print("gamma_1          =", gamma_1, "  (with abar_t = abar_1)")
 # problems, each minimised by the same function $\epsilon_\theta(x_t, t) = \mathbb E[\epsilon \mid x_t]$ whatever the
 # positive weight in front. The minimiser of $L_\gamma$ is then the minimiser of $L_1 = L_\text{simple}$, for every
 # $\sigma$: **one network trained with $L_\text{simple}$ serves the whole family**, and we may choose $\sigma$ (and
-# $\eta$) after training. A real U-Net shares its parameters across $t$, so the weights do change the compromise it
+# $\eta$) after training.
+#
+# *The term $t = 1$.* Eq. (16) gives $\sigma_1(\eta) = 0$ for every $\eta$, because $1 - \bar\alpha_0 = 0$: no member of the
+# $\eta$ family has $\sigma > 0$ at $t = 1$, and $\gamma_1$ above would be infinite. The theorem covers the family only
+# through the paper's separate treatment of that term (DDIM eq. (10)): $q_\sigma(x_0 \mid x_1, x_0)$ is a point mass in
+# every member, so nothing in the forward process fixes the last reverse step, and the paper takes
+# $p_\theta(x_0 \mid x_1) = \mathcal N(\hat x_0, \sigma_1^2 I)$ with its own constant $\sigma_1 > 0$ ("to ensure that the generative
+# process is supported everywhere"), chosen apart from eq. (16). With that convention $\gamma_1 = (1-\bar\alpha_1)/(2\sigma_1^2\bar\alpha_1)$
+# is finite and positive for every $\eta$, and the conclusion stands. A real U-Net shares its parameters across $t$, so the weights do change the compromise it
 # strikes; DDPM's experience that $L_\text{simple}$ works well is what makes the shortcut safe in practice.
 # ($\sigma = 0$ is the limit $\gamma \to \infty$; the theorem needs $\sigma > 0$, but the sampler at $\eta = 0$ uses the
 # same network.)
@@ -572,6 +582,30 @@ print("kappa_t(eta=1)  - DDPM x_t coefficient =", sp.simplify(kappa_eta1 - ddpm_
 print("lambda_t(eta=1) - DDPM x_0 coefficient =", sp.simplify(lambda_eta1 - ddpm_x0_coef))
 print("sigma_t(1)^2    - beta_tilde_t         =", sp.simplify(sigma_sq_eta1 - ddpm_var))
 print("sigma_t(1)^2 in rho form               =", sp.factor(sigma_sq_eta1))
+
+# %% [markdown]
+# **No other member is Markovian.** The forward kernel $q_\sigma(x_t \mid x_{t-1}, x_0)$ is Markovian exactly when it does
+# not depend on $x_0$. Given $x_0$, the pair $(x_t, x_{t-1})$ is Gaussian: $x_t \sim \mathcal N(\sqrt{\bar\alpha_t}x_0, 1-\bar\alpha_t)$,
+# and $x_{t-1}$ is drawn from kernel (7). The Gaussian conditioning rule gives $\mathbb E[x_t \mid x_{t-1}, x_0]$, whose
+# variance does not involve $x_0$ at all; so the chain is Markovian if and only if the coefficient of $x_0$ in that
+# conditional mean vanishes. sympy finds that coefficient, solves "coefficient $= 0$" for $\sigma_t^2$, and compares the
+# one solution with eq. (16) at $\eta = 1$, derived above without any reference to Markov chains:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+s2 = sp.symbols("s2", positive=True)  # sigma_t^2
+kappa_s2 = sp.sqrt(1 - a_prev - s2) / sp.sqrt(1 - a_t)  # kernel (7): x_{t-1} = lambda x_0 + kappa x_t + noise
+cov_t_prev = kappa_s2 * (1 - a_t)  # Cov(x_t, x_{t-1} | x_0) = kappa Var(x_t | x_0)
+var_prev = kappa_s2**2 * (1 - a_t) + s2  # Var(x_{t-1} | x_0)
+assert sp.simplify(var_prev - (1 - a_prev)) == 0  # the marginal law again
+mean_prev = sp.sqrt(a_prev) * x0  # E[x_{t-1} | x_0]
+cond_mean = sp.sqrt(a_t) * x0 + cov_t_prev / var_prev * (xprev - mean_prev)  # E[x_t | x_{t-1}, x_0]
+x0_coefficient = sp.simplify(sp.expand(cond_mean).coeff(x0))
+solutions = sp.solve(sp.Eq(x0_coefficient, 0), s2)
+sigma_sq_eta1_plain = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)  # DDIM eq. (16) at eta = 1
+assert len(solutions) == 1 and sp.simplify(solutions[0] - sigma_sq_eta1_plain) == 0
+print("coefficient of x_0 in E[x_t | x_{t-1}, x_0]:", x0_coefficient)
+print("it vanishes only at sigma_t^2 =", sp.factor(solutions[0]))
 
 # %% [markdown]
 # Numerically, over every $t = 2, \dots, T$ at once: the mean of `ddim_step` at $\eta = 1$ (zero noise, true
