@@ -47,7 +47,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from ddim_book import pretrained, samplers
+from ddim_book import paths, pretrained, samplers
 from ddim_book.data import to_model_range
 from ddim_book.exercises import ch04
 from ddim_book.models import SinusoidalTimeEmbedding, UNet, UNetConfig
@@ -61,8 +61,8 @@ book_style()
 # one thread: as fast as two for these batch sizes on a shared machine, and the printed numbers do not depend on it
 torch.set_num_threads(1)
 RECOMPUTE = os.environ.get("DDIM_BOOK_RECOMPUTE") == "1"
-ROOT = Path(pretrained.__file__).resolve().parents[1]  # the repository
-RESULTS = ROOT / "data" / "results"
+ROOT = Path(pretrained.__file__).resolve().parents[1]  # the repository (for runs/ and scripts/)
+RESULTS = paths.results_dir()  # the cached results: data/results in a clone, inside the package in a wheel
 model, s = pretrained.load("mnist")  # the shipped EMA U-Net (eval mode) and its schedule, DDPM's linear one
 print(f"shipped model: {model.num_parameters():,} parameters; schedule: {s}")
 

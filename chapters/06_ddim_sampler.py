@@ -37,12 +37,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import sympy as sp
 import torch
 
-from ddim_book import pretrained, samplers
+from ddim_book import paths, pretrained, samplers
 from ddim_book.exercises import ch06
 from ddim_book.metrics import fold_ring, sliced_wasserstein
 from ddim_book.oracles import GaussianMixtureOracle
@@ -55,8 +56,8 @@ torch.set_num_threads(1)
 schedule = NoiseSchedule.linear(T=1000, beta_start=1e-4, beta_end=0.02)  # DDPM's schedule, and the shipped model's
 T, ab = schedule.T, schedule.alpha_bars.tolist()  # ab[t] is alpha_bar_t as a float; ab[0] = 1
 oracle = GaussianMixtureOracle.ring_2d(schedule)  # exact E[eps | x_t] for a ring of 8 Gaussians (chapter 3)
-ROOT = pretrained.CHECKPOINT_DIR.parents[1]
-RESULTS = ROOT / "data" / "results"
+RESULTS = paths.results_dir()  # the cached results: data/results in a clone, inside the package in a wheel
+ROOT = Path(pretrained.__file__).resolve().parents[1]  # the repository (for scripts/)
 RECOMPUTE = os.environ.get("DDIM_BOOK_RECOMPUTE") == "1"
 print(schedule)
 

@@ -50,7 +50,7 @@ import mpmath
 import sympy as sp
 import torch
 
-from ddim_book import pretrained, samplers
+from ddim_book import paths, pretrained, samplers
 from ddim_book.data import mnist_dataset
 from ddim_book.exercises import ch07
 from ddim_book.oracles import GaussianOracle
@@ -60,7 +60,7 @@ book_style()
 # one thread: as fast as two for these batch sizes on a shared machine, and the printed numbers do not depend on it
 torch.set_num_threads(1)
 RECOMPUTE = os.environ.get("DDIM_BOOK_RECOMPUTE") == "1"
-ROOT = Path(pretrained.__file__).resolve().parents[1]  # the repository
+ROOT = Path(pretrained.__file__).resolve().parents[1]  # the repository (for runs/ and scripts/)
 model, s = pretrained.load("mnist")  # the shipped EMA U-Net and its schedule (DDPM's linear one, T = 1000)
 held_out = mnist_dataset("held_out")[0]  # 1,000 digits the model never saw, pixels in [-1, 1]
 
@@ -300,7 +300,7 @@ plt.show()
 # digits, from the cache:
 
 # %%
-record_path = ROOT / "data" / "results" / "reconstruction.json"
+record_path = paths.results_dir() / "reconstruction.json"
 if RECOMPUTE:
     subprocess.run([sys.executable, str(ROOT / "scripts" / "reconstruction_table.py")], check=True, cwd=ROOT)
 record = json.loads(record_path.read_text())

@@ -62,9 +62,9 @@ def default_root() -> Path:
 
     ``DDIM_BOOK_DATA`` names the data folder (the one that holds ``mnist/``), as ``data/`` does in the repository.
     """
-    data_dir = os.environ.get("DDIM_BOOK_DATA")
-    base = Path(data_dir).expanduser() if data_dir else Path(__file__).resolve().parents[1] / "data"
-    return base / "mnist"
+    from ddim_book.paths import mnist_dir
+
+    return mnist_dir()
 
 
 def md5_of(path: str | os.PathLike) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
-CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+from ddim_book import paths
+
+CHECKPOINT_DIR = paths.checkpoint_dir()  # as found at import time; checkpoint_dir() looks again
 MANIFEST = "manifest.json"
 
 
@@ -21,8 +22,8 @@ class PretrainedError(RuntimeError):
 
 
 def checkpoint_dir() -> Path:
-    """``data/checkpoints`` of the repository, or ``$DDIM_BOOK_CHECKPOINTS`` when set."""
-    return Path(os.environ.get("DDIM_BOOK_CHECKPOINTS", CHECKPOINT_DIR))
+    """The shipped checkpoints (:func:`ddim_book.paths.checkpoint_dir`), or ``$DDIM_BOOK_CHECKPOINTS`` when set."""
+    return paths.checkpoint_dir()
 
 
 def sha256_of(path) -> str:

@@ -48,8 +48,10 @@ class ClassifierFileError(RuntimeError):
 
 
 def default_classifier_path() -> Path:
-    """``data/checkpoints/mnist_classifier.pt`` in the repository (its record is the ``.json`` beside it)."""
-    return Path(__file__).resolve().parents[2] / "data" / "checkpoints" / "mnist_classifier.pt"
+    """``mnist_classifier.pt`` in the shipped checkpoints folder (its record is the ``.json`` beside it)."""
+    from ddim_book.paths import checkpoint_dir
+
+    return checkpoint_dir() / "mnist_classifier.pt"
 
 
 def check_images(name: str, images, tol: float = 1e-5) -> torch.Tensor:
