@@ -1,15 +1,16 @@
 """The EMA decay of the ``mnist`` recipe, compared on one and the same training run (BENCHMARKS.md).
 
     python scripts/ema_comparison.py train runs/mnist --max-minutes 60   # continue the run, keeping more EMAs
-    python scripts/ema_comparison.py score runs/mnist                     # score every EMA, 2 seeds, n = 1000
+    python scripts/ema_comparison.py score runs/mnist --doc BENCHMARKS.md  # score every EMA, 2 seeds, n = 1000
 
 The EMA never feeds back into training, so several EMAs of one run can be kept side by side at no cost to
 the run: ``train`` continues ``ddim-book train --config mnist`` exactly (same checkpoints, same updates) and
 also keeps EMAs with decays 0.995 and 0.9995 beside the config's 0.999, started from the run's own EMA at
 the step it was called (same number of updates, so the same warm-up). They are saved to
 ``RUN/extra_emas.pt`` at every checkpoint; if that file is missing or from another step, they start again
-from the run's EMA. ``score`` draws ``--n`` digits from each EMA with DDIM (S = 50, eta = 0) for x_T seeds
-0 and 1 and writes ``data/results/ema_comparison.json``.
+from the run's EMA. ``score`` draws ``--n`` digits from each EMA with DDIM (S = 20, eta = 0, as the recipe
+comparison does) for x_T seeds 0 and 1 and writes ``data/results/ema_comparison.json`` (and, with ``--doc``, the
+EMA block of that Markdown file).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def train(run: Path, max_minutes: float, config: str = "mnist", **overrides) -> 
             save_extras(trainer.step)
 
 
-def score(run: Path, n: int) -> None:
+def score(run: Path, n: int, steps: int = 20) -> dict:
     from ddim_book.evaluation import generate, score_digits
     from ddim_book.models import build_model
 
@@ -88,17 +89,32 @@ def score(run: Path, n: int) -> None:
     from ddim_book.schedules import NoiseSchedule
 
     schedule = NoiseSchedule.from_dict(state["schedule"])
-    result = {"run_step": state["step"], "started_at_step": extra["started_at_step"], "n": n, "cells": {}}
+    result = {"run_step": state["step"], "started_at_step": extra["started_at_step"], "n": n, "steps": steps,
+              "cells": {}}  # fmt: skip
     for decay, ema_state in {**trainer_ema, **extra["emas"]}.items():
         model = build_model(state["model_kind"], **state["model_config"])
         load_weights(model, ema_state["weights"], what=f"EMA {decay}")
         model.eval().check_inputs = False
         for seed in (0, 1):
-            scores = score_digits(generate(model, schedule, n, steps=50, seed=seed), seed=seed)
+            scores = score_digits(generate(model, schedule, n, steps=steps, seed=seed), seed=seed)
             result["cells"][f"{decay}|seed{seed}"] = scores | {"ema_decay": float(decay), "seed": seed}
             print(f"EMA {decay}, x_T seed {seed}: FLD {scores['fld']:.2f} [{scores['fld_low']:.2f}, "
                   f"{scores['fld_high']:.2f}], confidence {scores['confidence']:.3f}", flush=True)  # fmt: skip
             OUT.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def render(result: dict) -> str:
+    lines = [f"EMA decays of one training run of the `mnist` config, kept side by side from step "
+             f"{result['started_at_step']:,} to step {result['run_step']:,}; DDIM S = {result['steps']}, eta = 0, "
+             f"n = {result['n']} digits per x_T seed, against the 1,000 held-out digits.", "",
+             "| EMA decay | x_T seed | FLD [95% interval] | FLD / real | confidence | min-max class share |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for c in sorted(result["cells"].values(), key=lambda c: (c["ema_decay"], c["seed"])):
+        shares, interval = c["class_shares"], f"[{c['fld_low']:.2f}, {c['fld_high']:.2f}]"
+        lines.append(f"| {c['ema_decay']:g} | {c['seed']} | {c['fld']:.2f} {interval} | {c['fld_ratio']:.2f} "
+                     f"| {c['confidence']:.3f} | {min(shares):.3f}-{max(shares):.3f} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -107,11 +123,17 @@ def main(argv=None) -> int:
     p.add_argument("run", type=Path, help="the mnist run folder")
     p.add_argument("--max-minutes", type=float, default=None, help="train: stop after this many minutes")
     p.add_argument("--n", type=int, default=1000, help="score: digits per EMA and seed (default 1000)")
+    p.add_argument("--doc", help="score: replace the EMA block of this Markdown file")
     args = p.parse_args(argv)
     if args.action == "train":
         train(args.run, args.max_minutes)
-    else:
-        score(args.run, args.n)
+        return 0
+    text = render(score(args.run, args.n))
+    print(text)
+    if args.doc:
+        from ddim_book.bench_report import update_doc
+
+        update_doc(args.doc, text, "<!-- ema-results:start -->", "<!-- ema-results:end -->")
     return 0
 
 
