@@ -74,7 +74,7 @@ def _check_checkpoint(path: str) -> None:
 
 def _load(args):
     from ddim_book import pretrained
-    from ddim_book.training import load_model
+    from ddim_book.checkpoints import load_model
     from ddim_book.training.distributed import resolve_device
 
     device = resolve_device(args.device)

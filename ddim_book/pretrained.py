@@ -71,8 +71,8 @@ def path_of(name: str, root=None, verify: bool = True) -> Path:
 def load(name: str = "mnist", device="cpu", root=None):
     """Load a shipped denoiser: ``(model in eval mode on device, NoiseSchedule)``.
 
-    ``pretrained.load("mnist")`` is the EMA U-Net trained by ``ddim-book train --config mnist-small``.
+    ``pretrained.load("mnist")`` is the EMA U-Net described by ``data/checkpoints/MODEL_CARD.md``.
     """
-    from ddim_book.training import load_model
+    from ddim_book.checkpoints import load_model
 
     return load_model(path_of(name, root), device=device)

@@ -1,6 +1,6 @@
 """DDPM and DDIM samplers, DDIM inversion and latent interpolation; derived in chapters 4, 6 and 7.
 
-Conventions (DESIGN.md): timesteps are 1-based; ``alpha_bars[0] = 1``, so the last DDIM step, which goes
+Conventions (ARCHITECTURE.md): timesteps are 1-based; ``alpha_bars[0] = 1``, so the last DDIM step, which goes
 to alpha_bar_0 = 1, returns the predicted x_0. The model is called as ``model(x_t, t)`` with ``t`` an int64
 tensor of shape (B,) and returns its epsilon prediction with x_t's shape.
 

@@ -1,6 +1,6 @@
 """Noise schedules and the forward process of DDPM (Ho et al., 2020); derived in chapters 1 and 2.
 
-Notation (DESIGN.md): timesteps are 1-based, t = 1..T. Every array has length T+1 and is indexed by t
+Notation (ARCHITECTURE.md): timesteps are 1-based, t = 1..T. Every array has length T+1 and is indexed by t
 directly; index 0 is the clean data, so ``betas[0] = 0``, ``alphas[0] = 1`` and ``alpha_bars[0] = 1``
 (the DDIM paper's alpha_0 := 1). ``alpha_bars[t]`` in code is alpha_bar_t on the page.
 """

@@ -25,8 +25,8 @@ import torch
 
 from ddim_book import model_card
 from ddim_book._io import atomic_write_text
+from ddim_book.checkpoints import export_ema, load_checkpoint, load_model
 from ddim_book.pretrained import MANIFEST, checkpoint_dir, sha256_of
-from ddim_book.training import export_ema, load_checkpoint, load_model
 
 __all__ = ["LIMITS", "ship", "write_manifest"]
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
+from ddim_book.checkpoints import load_checkpoint, load_weights
 from ddim_book.training import EMA, Trainer, get_config, save_checkpoint
-from ddim_book.training.checkpoint import load_checkpoint, load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 DECAYS = (0.995, 0.9995)

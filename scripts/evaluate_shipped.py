@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from ddim_book import pretrained
+from ddim_book.checkpoints import load_checkpoint, load_model
 from ddim_book.evaluation import generate, score_digits
 from ddim_book.pretrained import MANIFEST, checkpoint_dir, sha256_of
 from ddim_book.shipping import write_manifest
-from ddim_book.training import load_checkpoint, load_model
 
 SETTINGS = {"DDIM S=50, eta=0": 50, "DDIM S=10, eta=0": 10}
 TARGETS = "Targets: FLD <= 1.5 x real digits' FLD; confidence >= 0.95 at S=50 (>= 0.92 at S=10); every class 6%-14%"

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ddim_book.checkpoints import CHECKPOINT_FORMAT, FORMAT_VERSION
 from ddim_book.models import build_model
 from ddim_book.training import (
     CHECKPOINT_NAME,
@@ -28,7 +29,6 @@ from ddim_book.training import (
     save_checkpoint,
 )
 from ddim_book.training.batches import EpochBatches
-from ddim_book.training.checkpoint import CHECKPOINT_FORMAT, FORMAT_VERSION
 
 TESTS = Path(__file__).resolve().parent
 

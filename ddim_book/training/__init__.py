@@ -9,14 +9,14 @@
 Multi-GPU: ``torchrun --nproc_per_node=N script.py`` with the same code (DistributedDataParallel).
 """
 
-from ddim_book.training.batches import load_training_data
-from ddim_book.training.checkpoint import (
+from ddim_book.checkpoints import (
     CheckpointError,
     export_ema,
     load_checkpoint,
     load_model,
     save_checkpoint,
 )
+from ddim_book.training.batches import load_training_data
 from ddim_book.training.configs import CONFIG_NAMES, DATASETS, TrainConfig, get_config
 from ddim_book.training.ema import EMA
 from ddim_book.training.trainer import CHECKPOINT_NAME, Trainer, TrainingDiverged

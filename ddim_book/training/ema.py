@@ -61,7 +61,7 @@ class EMA:
 
     def load_state_dict(self, state: dict) -> None:
         """Inverse of :meth:`state_dict` (the weights must match the model's parameter names and shapes)."""
-        from ddim_book.training.checkpoint import load_weights
+        from ddim_book.checkpoints import load_weights
 
         load_weights(self.model, state["weights"], what="EMA weights")
         self.num_updates = int(state["num_updates"])

@@ -11,8 +11,8 @@ import warnings
 
 import torch
 
+from ddim_book.checkpoints import CHECKPOINT_FORMAT, FORMAT_VERSION, CheckpointError, load_weights
 from ddim_book.training import distributed
-from ddim_book.training.checkpoint import CHECKPOINT_FORMAT, FORMAT_VERSION, CheckpointError, load_weights
 from ddim_book.training.configs import RESUMABLE_CHANGES, config_differences
 from ddim_book.training.rng import capture_global_rng, derive_seed, seeded_global_rng
 

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ddim_book._io import remove_stale_temps
+from ddim_book.checkpoints import load_checkpoint, save_checkpoint
 from ddim_book.training import distributed
 from ddim_book.training.batches import EpochBatches, load_training_data
-from ddim_book.training.checkpoint import load_checkpoint, save_checkpoint
 from ddim_book.training.configs import TrainConfig
 from ddim_book.training.ema import EMA
 from ddim_book.training.interrupts import GracefulInterrupt

@@ -1,4 +1,7 @@
-"""Checkpoints: atomic writes, weights-only loads, and the shipped inference-only model file (chapter 3).
+"""Model files and checkpoints: atomic writes, weights-only loads, the shipped inference-only format (chapter 3).
+
+This is the model I/O layer: it sits below the trainer (``ddim_book.training`` re-exports it), so that loading and
+sampling a shipped model never imports the training code.
 
 Two file kinds, both plain dicts of tensors, numbers, strings, lists and dicts, so that
 ``torch.load(..., weights_only=True)`` reads them without ever executing pickled code:
