@@ -7,7 +7,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _commands(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if re.match(r"\s*(pip install|pytest)\b", line)]
+    lines = [re.sub(r"^\s*(run:\s*)?", "", line) for line in text.splitlines()]
+    return [line.strip() for line in lines if re.match(r"(pip install|pytest)\b", line)]
 
 
 def test_workflow_uses_the_readme_commands():
