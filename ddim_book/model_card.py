@@ -32,6 +32,21 @@ def _quality_rows(quality: dict) -> list[str]:
     return rows
 
 
+# The book's targets for a shipped MNIST model: (setting, what, test on the scores).
+TARGETS = (
+    ("DDIM S=50, eta=0", "FLD <= 1.5 x real digits' FLD", lambda q: q["fld_ratio"] <= 1.5),
+    ("DDIM S=50, eta=0", "confidence >= 0.95", lambda q: q["confidence"] >= 0.95),
+    ("DDIM S=10, eta=0", "confidence >= 0.92", lambda q: q["confidence"] >= 0.92),
+    ("DDIM S=50, eta=0", "every class 6%-14% of the samples", lambda q: 0.06 <= min(q["class_shares"])
+     and max(q["class_shares"]) <= 0.14),
+)  # fmt: skip
+
+
+def target_verdicts(settings: dict) -> list[tuple[str, str, bool | None]]:
+    """(setting, target, holds) for each of :data:`TARGETS`; holds is None where the setting was not scored."""
+    return [(s, what, test(settings[s]) if s in settings else None) for s, what, test in TARGETS]
+
+
 def render(name: str, entry: dict) -> str:
     """The Markdown card of manifest entry ``entry`` (shipped under ``name``)."""
     cfg, machine = entry["train_config"], entry["machine"]
@@ -70,7 +85,12 @@ def render(name: str, entry: dict) -> str:
             "",
             *_quality_rows(q["settings"]),
             "",
-        ]
+            "| target | setting | holds |",
+            "|---|---|---|",
+            *[f"| {what} | {s} | {'not scored' if ok is None else ('yes' if ok else '**no**')} |"
+              for s, what, ok in target_verdicts(q["settings"])],
+            "",
+        ]  # fmt: skip
         previous = q.get("previous_model")
         if previous:
             lines += [

@@ -67,3 +67,12 @@ def test_the_shipped_card_matches_the_shipped_manifest():
     manifest = json.loads((REPO / "data" / "checkpoints" / "manifest.json").read_text())
     card = (REPO / "data" / "checkpoints" / model_card.CARD_NAME).read_text()
     assert card == model_card.render("mnist", manifest["models"]["mnist"]), "regenerate it: scripts/ship_model.py"
+
+
+def test_target_verdicts_read_the_scores():
+    good = {"fld_ratio": 1.2, "confidence": 0.97, "class_shares": [0.1] * 10}
+    bad = {"fld_ratio": 1.6, "confidence": 0.90, "class_shares": [0.05] + [0.95 / 9] * 9}
+    verdicts = model_card.target_verdicts({"DDIM S=50, eta=0": good, "DDIM S=10, eta=0": bad})
+    assert [ok for _, _, ok in verdicts] == [True, True, False, True]
+    verdicts = model_card.target_verdicts({"DDIM S=50, eta=0": bad})
+    assert [ok for _, _, ok in verdicts] == [False, False, None, False]
