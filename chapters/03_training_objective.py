@@ -100,6 +100,36 @@ assert bayes_gap == 0
 print("log q(x_t|x_{t-1}) + log q(x_{t-1}|x_0) - log q(x_{t-1}|x_t,x_0) - log q(x_t|x_0) =", bayes_gap)
 
 # %% [markdown]
+# The telescoping itself is bookkeeping that sympy can do in general, with the densities left as unknown functions:
+# `forward(t)` is $\log q(x_t \mid x_{t-1})$, `marginal(t)` is $\log q(x_t \mid x_0)$, `posterior(t)` is
+# $\log q(x_{t-1} \mid x_t, x_0)$, `reverse(t)` is $\log p_\theta(x_{t-1} \mid x_t)$ and `prior` is $\log p(x_T)$. We build the
+# integrand of eq. (3), replace each forward term with $t \ge 2$ by Bayes' rule (the identity just checked), and
+# compare with the integrand of eq. (5), written down separately, for every $T$ from 2 to 12:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+xs = sp.symbols("x_0:13", real=True)
+q_step, q_marg, q_post, p_rev, p_prior = (sp.Function(n) for n in ("q_step", "q_marg", "q_post", "p_rev", "p_prior"))
+
+
+def forward(t):  # log q(x_t | x_{t-1}); at t = 1 it is the marginal log q(x_1 | x_0) itself
+    return q_marg(xs[1], xs[0]) if t == 1 else q_step(xs[t], xs[t - 1])
+
+
+def bayes(t):  # log q(x_t | x_{t-1}, x_0) = log q(x_{t-1} | x_t, x_0) + log q(x_t | x_0) - log q(x_{t-1} | x_0)
+    return q_post(xs[t - 1], xs[t], xs[0]) + q_marg(xs[t], xs[0]) - q_marg(xs[t - 1], xs[0])
+
+
+for T_ in range(2, 13):
+    eq3 = -p_prior(xs[T_]) - sum(p_rev(xs[t - 1], xs[t]) - forward(t) for t in range(1, T_ + 1))
+    eq3 = eq3.subs({q_step(xs[t], xs[t - 1]): bayes(t) for t in range(2, T_ + 1)})
+    L_T = q_marg(xs[T_], xs[0]) - p_prior(xs[T_])  # inside E_q, log q(x_T | x_0) - log p(x_T) is L_T's integrand
+    L_middle = sum(q_post(xs[t - 1], xs[t], xs[0]) - p_rev(xs[t - 1], xs[t]) for t in range(2, T_ + 1))
+    L_0 = -p_rev(xs[0], xs[1])
+    assert sp.expand(eq3 - (L_T + L_middle + L_0)) == 0
+print("eq. (3) with Bayes' rule = L_T + sum_{t>1} L_{t-1} + L_0 term by term, for T = 2, ..., 12")
+
+# %% [markdown]
 # ## 2. The KL divergence between two Gaussians
 #
 # For $q = \mathcal{N}(m_1, s_1^2)$ and $p = \mathcal{N}(m_2, s_2^2)$ on the real line,
