@@ -177,8 +177,8 @@ print("xbar(sigma) =", solution)
 #
 # $$x_0 = m_0 + \sqrt{v_0 / v_T}\,(x_T - m_T), \qquad m_t = \sqrt{\bar\alpha_t}\, m, \quad v_0 = s^2 .$$
 #
-# It is the map that carries $\mathcal{N}(m_T, v_T)$ onto the data distribution $\mathcal{N}(m, s^2)$ without mixing coordinates:
-# the ODE moves the whole distribution along the marginals $q_t$ (sympy checks the translation below). One Euler step
+# It is the map that carries $\mathcal{N}(m_T, v_T)$ onto the data distribution $\mathcal{N}(m, s^2)$ without mixing coordinates
+# (sympy checks the translation below); the end of this section proves that the ODE keeps every marginal on the way. One Euler step
 # from $\sigma$ to $\sigma + h$ multiplies $\bar x - m$ by $1 + h\sigma / (s^2 + \sigma^2)$, where the exact flow multiplies it by
 # $\sqrt{(s^2 + (\sigma + h)^2) / (s^2 + \sigma^2)}$; they differ at second order in $h$, the signature of a first-order method:
 
@@ -195,6 +195,42 @@ local_error = sp.factor(sp.series(exact_factor - euler_factor, h, 0, 3).removeO(
 assert sp.simplify(local_error - h**2 * sd**2 / (2 * (sd**2 + sigma**2) ** 2)) == 0
 print("(x_0 - m) / (x_T - m_T) =", sp.simplify(exact_gain), " = sqrt(v_0 / v_T)")
 print("exact factor - Euler factor =", local_error, "+ O(h^3)")
+
+# %% [markdown]
+# **Why the flow keeps every marginal.** The claim is stronger than "the endpoints match": at every $\sigma$ along the
+# way, the ODE carries the distribution of $\bar x$ onto the noisy marginal at that $\sigma$. In $\bar x$ the marginals are
+# simple: $\bar x = x_0 + \sigma\epsilon$, so the density $p_\sigma$ of $\bar x$ is the data density smoothed by
+# $\mathcal N(0, \sigma^2 I)$, and the exact $\epsilon$-predictor is $\mathbb E[\epsilon \mid \bar x] = -\sigma \nabla \log p_\sigma(\bar x)$ (Tweedie's
+# formula, chapter 3). A flow $d\bar x/d\sigma = u(\bar x, \sigma)$ transports a family of densities $p_\sigma$ exactly when
+# the continuity equation $\partial_\sigma p_\sigma + \nabla\cdot(p_\sigma u) = 0$ holds. With $u = -\sigma\nabla\log p_\sigma$,
+# $p_\sigma u = -\sigma\nabla p_\sigma$, so the continuity equation is the heat equation $\partial_\sigma p_\sigma = \sigma\,\Delta p_\sigma$,
+# which every Gaussian smoothing satisfies. That is the general argument, for any data density. sympy checks it where
+# the density is explicit: the Gaussian above, and a two-component Gaussian mixture with arbitrary weights, means
+# and widths (1-D, which is enough: the smoothing acts on each coordinate alike):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+xb = sp.symbols("xbar", real=True)
+w, m_1, m_2 = sp.symbols("w m_1 m_2", real=True)
+s_1, s_2 = sp.symbols("s_1 s_2", positive=True)
+
+
+def smoothed(mean, var):  # N(xbar; mean, var + sigma^2): a Gaussian data component, smoothed to level sigma
+    return sp.exp(-((xb - mean) ** 2) / (2 * (var + sigma**2))) / sp.sqrt(2 * sp.pi * (var + sigma**2))
+
+
+for label, parts in (
+    ("Gaussian data", [(1, smoothed(m, sd**2))]),
+    ("two-component mixture", [(w, smoothed(m_1, s_1**2)), (1 - w, smoothed(m_2, s_2**2))]),
+):
+    density = sum(weight * part for weight, part in parts)
+    velocity = -sigma * sp.diff(sp.log(density), xb)  # the exact eps, i.e. d xbar / d sigma of DDIM eq. (14)
+    assert sp.cancel(sp.together(density * velocity + sigma * sp.diff(density, xb))) == 0  # p u = -sigma dp/dxbar
+    # so dp/dsigma + d(p u)/dxbar = sum of weight * (d part/dsigma - sigma d^2 part/dxbar^2): the heat equation
+    assert all(sp.simplify(sp.diff(part, sigma) - sigma * sp.diff(part, xb, 2)) == 0 for _, part in parts)
+    print(f"{label}: dp/dsigma + d(p u)/dxbar = 0 with u = E[eps | xbar] = -sigma d log p/dxbar")
+velocity_gauss = -sigma * sp.diff(sp.log(smoothed(m, sd**2)), xb)
+assert sp.simplify(velocity_gauss - sigma * (xb - m) / (sd**2 + sigma**2)) == 0  # the eps solved above
 
 # %% [markdown]
 # Now the sampler itself. We run `samplers.ddim_sample` with the oracle as its model, data $m = 0.3$, $s = 0.5$, from

@@ -412,7 +412,8 @@ for t in (50, 300):
 #
 # **DDIM is the probability-flow ODE.** With $\eta = 0$ the noise term disappears and DDIM eq. (12) becomes an
 # Euler step of the ODE of DDIM eq. (13)/(14) (chapter 7), which moves samples deterministically while keeping
-# every marginal $q_t$ — the table above shows it placing the mass correctly with only 50 score evaluations.
+# every marginal $q_t$ (chapter 7, section 2, proves it from the continuity equation) — the table above shows it
+# placing the mass correctly with only 50 score evaluations.
 #
 # Sympy confirms both rewritings.
 
