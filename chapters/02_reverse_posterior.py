@@ -364,7 +364,7 @@ for name, sched, color in (("linear", s, "C0"), ("cosine", cosine, "C1")):
     ax1.loglog(t_axis[1:], sched.posterior_variances[2:], "--", color=color, label=rf"$\tilde\beta_t$ ({name})")
     ax2.semilogx(t_axis, sched.posterior_variances[1:] / sched.betas[1:], "-", color=color, label=name)
 ax1.set(xlabel="t (log scale)", ylabel="variance", title=r"$\beta_t$ (solid) and $\tilde\beta_t$ (dashed)")
-ax1.legend(fontsize=7)
+ax1.legend(fontsize=8)
 ax2.axhline(1, color="gray", lw=0.8, ls=":")
 ax2.set(
     xlabel="t (log scale)",

@@ -251,7 +251,7 @@ for ks, color, label in ((fast, "C0", "fast pairs, k = 0..3"), (slow, "C1", "slo
     similarity = emb[:, cols] @ emb[499, cols] / len(ks)  # mean of cos((t - 500) w_k) over the pairs
     ax2.plot(all_t, similarity, color=color, lw=0.8, label=label)
 ax2.set(xlabel="t", ylabel="similarity to t' = 500", title=r"$\frac{1}{4}\sum_k \cos((t - t') w_k)$")
-ax2.legend(fontsize=7, loc="lower left")
+ax2.legend(fontsize=8, loc="lower left")
 fig.tight_layout()
 plt.show()
 
@@ -599,7 +599,7 @@ plt.show()
 rows = torch.cat([strip_xt[:3, None], strip_x0[:3, None]], dim=1).reshape(-1, 1, 28, 28)
 fig, ax = plt.subplots(figsize=(6.4, 3.4))
 ax.imshow(image_grid(rows, nrow=len(strip_t)), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-ax.set_xticks([14 + 29 * j for j in range(len(strip_t))], [f"t={t}" for t in strip_t], fontsize=7)
+ax.set_xticks([14 + 29 * j for j in range(len(strip_t))], [f"t={t}" for t in strip_t], fontsize=8)
 ax.set_yticks([14 + 29 * r for r in range(6)], [r"$x_t$", r"$\hat x_0$"] * 3, fontsize=8)
 ax.tick_params(length=0)
 for spine in ax.spines.values():

@@ -415,7 +415,7 @@ for eta in (0.25, 0.5, 1.0):
 ax1.plot(ts, samplers.sigma_hat(ab[1:], ab[:-1]), "k:", label="$\\hat\\sigma_t=\\sqrt{\\beta_t}$")
 ax1.axhline(0, color="C3", lw=1, label="$\\eta=0$")
 ax1.set(xlabel="t", ylabel="$\\sigma_t(\\eta)$", title="the free standard deviations")
-ax1.legend(fontsize=7)
+ax1.legend(fontsize=8)
 ax2.plot(ts, (1 - ab[1:]).sqrt(), "k-", lw=1, label="$\\sqrt{1-\\bar\\alpha_t}$")
 for k, (eta, marker) in enumerate(zip(etas, "os^")):
     t_rec = torch.tensor(record) * 1.12 ** (k - 1)  # small horizontal offsets keep the markers apart
@@ -426,7 +426,7 @@ ax2.set(
     ylabel="std of $x_t - \\sqrt{\\bar\\alpha_t}x_0$",
     title="marginals stay on the curve",
 )
-ax2.legend(fontsize=7, loc="upper left")
+ax2.legend(fontsize=8, loc="upper left")
 fig.tight_layout()
 
 # %% [markdown]

@@ -309,7 +309,7 @@ for ax, S in zip(axes, (10, 50)):
         ax.plot(range(1, S + 1), [ab[t] for t in taus], marker=marker, ms=3, lw=1, label=spacing)
     ax.axhline(ab[T], color="k", lw=0.8, ls=":", label=r"$\bar\alpha_T$ (where $x_T$ lives)")
     ax.set(yscale="log", xlabel="step index $i$", ylabel=r"$\bar\alpha_{\tau_i}$", title=f"S = {S}")
-axes[0].legend(fontsize=7)
+axes[0].legend(fontsize=8)
 fig.tight_layout()
 
 # %% [markdown]
@@ -661,7 +661,7 @@ for anchor in mnist.get("baselines", {}).values():
     axes[1].axhline(anchor["noise_vs_real"], color="grey", ls=":", lw=0.8)
 if not any(k not in stale for k in mnist_cells):
     axes[1].text(0.5, 0.5, "not computed", ha="center", va="center", transform=axes[1].transAxes)
-axes[2].legend(fontsize=6)
+axes[2].legend(fontsize=8)
 fig.tight_layout()
 
 # %% [markdown]

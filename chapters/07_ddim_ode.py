@@ -299,7 +299,7 @@ ax.loglog(step_counts, [abs(e) for e in decode_errors], "o-", label=r"decoding: 
 ax.loglog(step_counts[:5], [math.sqrt(v) / s0 for v in round_trip_mse], "s-", label=r"round trip: RMS error / $s$")
 ax.loglog(step_counts, [3 / S for S in step_counts], "k:", lw=0.8, label="slope -1")
 ax.set(xlabel="number of steps S", ylabel="relative error", title="DDIM on exact Gaussian data: first order")
-ax.legend(fontsize=7)
+ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 

@@ -353,7 +353,7 @@ for ax, errors, steps, title in (
     ax.loglog([steps[2], s0], [e2 * (s0 / steps[2]) ** 2, e2], "k--", lw=0.8)  # slope 2
     ax.set(xlabel="network evaluations S", ylabel="RMS error", title=title)
     ax.title.set_fontsize(8)
-axes[0].legend(fontsize=6)
+axes[0].legend(fontsize=8)
 fig.tight_layout()
 
 # %% [markdown]
@@ -383,7 +383,7 @@ for row, (name, _) in enumerate(RULES.items()):
                 model, model_schedule, x_T_digits, S, 2, "trailing", expand_in, progress=False
             )
         show_grid(digits.clamp(-1, 1), ax=axes[row, col], title=f"{name}, S = {S}", nrow=8)
-        axes[row, col].title.set_fontsize(7)
+        axes[row, col].title.set_fontsize(8)
 fig.tight_layout()
 
 # %% [markdown]

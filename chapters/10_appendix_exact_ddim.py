@@ -285,9 +285,9 @@ ax2.loglog(S_dense, [c[3] for c in trailing], "--", color="k", lw=1, label="boun
 ax1.axhline(s**2, color="k", lw=1, ls=":", label="$s^2$")
 ax1.set(xscale="log", xlabel="S (DDIM steps)", ylabel="produced variance", ylim=(0, 0.3))
 ax1.set_title("variance from $x_T \\sim N(0, 1)$")
-ax1.legend(fontsize=7)
+ax1.legend(fontsize=8)
 ax2.set(xlabel="S (DDIM steps)", ylabel="relative deficit", title="trailing, started from $q(x_T)$")
-ax2.legend(fontsize=7)
+ax2.legend(fontsize=8)
 fig.tight_layout()
 
 # %% [markdown]
