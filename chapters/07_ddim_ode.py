@@ -332,8 +332,8 @@ plt.show()
 # changes in stroke and shape. The latents (second row,
 # the $S = 50$ encodings, scaled by 1/2 for display) look noisy, but they are not white noise: the outline of each digit
 # is still visible in them. The encoding is a deterministic function of the image, and a latent carries its image's
-# structure in a form that the decoder, and only the decoder, unpacks. The error as a function of $S$, on 64 held-out
-# digits, from the cache:
+# structure in a form that the decoder, and only the decoder, unpacks. The error as a function of $S$, on the first 100
+# held-out digits, from the cache, with 95% intervals over the digits:
 
 # %%
 record_path = paths.results_dir() / "reconstruction.json"
@@ -391,7 +391,7 @@ plt.show()
 
 # %% [markdown]
 # Down each column the image changes in its details, and converges as $S$ grows, but not in what it is. In numbers,
-# over 64 latents (from the cache): the mean
+# over 100 latents (from the cache): the mean
 # absolute pixel difference between two decodings of the **same** latent with different $S$, against the difference
 # between decodings of **different** latents with the same $S$:
 
