@@ -372,7 +372,7 @@ fig.tight_layout()
 # %%
 model, model_schedule = pretrained.load("mnist")
 x_T_digits = torch.randn((8, 1, 28, 28), generator=torch.Generator().manual_seed(92))
-fig, axes = plt.subplots(3, 3, figsize=(8, 3.2))
+fig, axes = plt.subplots(3, 3, figsize=(7, 5.4))
 for row, (name, _) in enumerate(RULES.items()):
     for col, S in enumerate((5, 10, 20)):
         if name.startswith("DDIM"):
@@ -382,7 +382,7 @@ for row, (name, _) in enumerate(RULES.items()):
             digits = samplers.dpm_solver_sample(
                 model, model_schedule, x_T_digits, S, 2, "trailing", expand_in, progress=False
             )
-        show_grid(digits.clamp(-1, 1), ax=axes[row, col], title=f"{name}, S = {S}", nrow=8)
+        show_grid(digits.clamp(-1, 1), ax=axes[row, col], title=f"{name}, S = {S}", nrow=4)
         axes[row, col].title.set_fontsize(8)
 fig.tight_layout()
 
