@@ -58,7 +58,7 @@ def reconstruction_errors(model, schedule, x0: torch.Tensor, steps: int) -> dict
         "steps": steps,
         "mse_mean": mse.mean().item(),
         "mse_sem": (mse.std().item() / math.sqrt(n)) if n > 1 else float("nan"),
-        "mse_low": mse.mean().item() - 1.96 * mse.std().item() / math.sqrt(n) if n > 1 else float("nan"),
+        "mse_low": max(0.0, mse.mean().item() - 1.96 * mse.std().item() / math.sqrt(n)) if n > 1 else float("nan"),
         "mse_high": mse.mean().item() + 1.96 * mse.std().item() / math.sqrt(n) if n > 1 else float("nan"),
         "mse_median": mse.median().item(),
         "mse_max": mse.max().item(),
