@@ -23,7 +23,7 @@ def _quality_rows(quality: dict) -> list[str]:
         "| setting | n | FLD [95% interval] | real digits' FLD | FLD / real | confidence | class shares (min-max) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, q in quality.items():
+    for name, q in sorted(quality.items()):  # the manifest stores keys sorted; the card follows the same order
         shares = q["class_shares"]
         rows.append(
             f"| {name} | {q['n']} | {q['fld']:.2f} [{q['fld_low']:.2f}, {q['fld_high']:.2f}] | {q['real_fld']:.2f} "

@@ -87,18 +87,21 @@ def test_named_configs_round_trip_json_and_build(name):
     assert model.kind == config.model_kind
 
 
-def test_mnist_small_is_the_shipped_model():
-    """The shipped checkpoint was trained by the named config, field for field."""
+def test_the_shipped_model_was_trained_by_its_named_config():
+    """The shipped checkpoint was trained by the named config it records, field for field: the mnist preset, which is
+    the mnist-small U-Net with PyTorch's default initialisation."""
     from ddim_book import pretrained
     from ddim_book.training.configs import config_differences
 
-    config = get_config("mnist-small")
+    shipped = pretrained.entry("mnist")["train_config"]
+    config = get_config(shipped["name"])
+    assert config.name == "mnist" and config_differences(shipped, config) == []
     unet = build_model("unet", **config.model).config
     assert (unet.base_channels, unet.channel_mults, unet.num_res_blocks) == (16, (1, 2, 2), 1)
-    assert unet.attention_resolutions == (7,) and unet.dropout == 0.1
+    assert unet.attention_resolutions == (7,) and unet.dropout == 0.1 and unet.init == "default"
+    assert {**get_config("mnist-small").model, "init": "default"} == config.model
     assert config.schedule == {"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02}
-    shipped = pretrained.entry("mnist")["train_config"]
-    assert config_differences(shipped, config) == []
+    assert config.total_steps * config.batch_size >= 1_100_000
 
 
 def test_get_config_errors_name_the_problem():
