@@ -13,7 +13,6 @@ from pathlib import Path
 
 from ddim_book import paths
 
-CHECKPOINT_DIR = paths.checkpoint_dir()  # as found at import time; checkpoint_dir() looks again
 MANIFEST = "manifest.json"
 
 

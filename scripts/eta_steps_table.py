@@ -31,13 +31,13 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from ddim_book import pretrained, samplers
+from ddim_book._io import atomic_write_text
 from ddim_book.metrics import fold_ring
 from ddim_book.schedules import NoiseSchedule
 
@@ -67,17 +67,8 @@ def eta_label(eta) -> str:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write atomically (temp file + rename): an interrupted run never leaves a torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    """Write atomically: an interrupted run never leaves a torn file."""
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 class Mixture:

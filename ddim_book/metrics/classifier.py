@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddim_book._checks import check_finite_nonneg, check_int_range
+from ddim_book._io import atomic_write, atomic_write_text
 from ddim_book.pretrained import sha256_of
 
 __all__ = [
@@ -236,21 +236,6 @@ def train_classifier(
     return model.eval(), history
 
 
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Call ``write(file)`` on a temp file beside ``path``, then rename it over ``path`` (never a torn file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes the file private; a shipped file is world-readable
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
-
-
 def _half(v: torch.Tensor) -> torch.Tensor:
     """Float tensors stored as float16 (halves the file; the features move by ~1e-3); integers kept."""
     v = v.detach().cpu()
@@ -271,12 +256,12 @@ def save_classifier(model: LeNet, path: str | os.PathLike, record: dict | None =
         "config": dict(model.config),
         "state_dict": {k: _half(v) for k, v in model.state_dict().items()},
     }
-    _atomic_write(path, lambda f: torch.save(state, f))
+    atomic_write(path, lambda f: torch.save(state, f))
     full = {"file": path.name, "sha256": sha256_of(path), "size_bytes": path.stat().st_size}
     full["architecture"] = {"name": "LeNet", **model.config, "storage_dtype": "float16"}
     full.update(record or {})
     text = json.dumps(full, indent=2) + "\n"
-    _atomic_write(path.with_suffix(".json"), lambda f: f.write(text.encode()))
+    atomic_write_text(path.with_suffix(".json"), text)
     return full
 
 
