@@ -27,6 +27,40 @@
 # `s.q_posterior(x0, x_t, t)` in chapter 4, it is the function whose every coefficient chapter 2 proved.
 
 # %% [markdown]
+# ## Prerequisites
+#
+# The book assumes a first course in each of the following, and recalls anything beyond it where it is used.
+#
+# - **Probability.** Random variables, densities and expectations; mean, variance and covariance, and how they
+#   behave under sums and scaling; the Gaussian in one and in $d$ dimensions (with covariance $c I$ first of all) and
+#   the fact that a sum of independent Gaussians is Gaussian; conditional densities, Bayes' rule and conditional
+#   expectation $\mathbb E[\epsilon \mid x_t]$. The KL divergence and the score are introduced in chapter 3, where
+#   they are first needed.
+# - **Linear algebra.** Vectors, dot products and norms, the Cauchy–Schwarz inequality (appendix A), a matrix acting
+#   on a vector, and an inverse and a determinant of a small covariance matrix (the 2-D mixtures).
+# - **Calculus.** Derivatives, gradients and the chain rule (scores, changes of variable); first- and second-order
+#   Taylor expansions (every "order of a method" argument); completing the square in a Gaussian exponent (chapter 2
+#   does it step by step); and a first ordinary differential equation $dx/dt = f(x, t)$ with Euler's method, which
+#   chapter 7 builds on and chapter 9 extends.
+# - **Python.** Functions, lists and dictionaries; NumPy-style arrays with indexing, slicing and broadcasting;
+#   PyTorch tensors, their `dtype` and `device`, seeded `torch.Generator`s, and `nn.Module` as "a function with
+#   parameters" (chapter 4 trains one, and explains the training loop); reading a matplotlib figure. sympy is used
+#   through a few calls (`symbols`, `simplify`, `expand`), each shown where it first appears.
+#
+# No measure theory or stochastic calculus is needed: chapters 7–9 use ODEs and discrete Markov chains only.
+#
+# **What can be skipped, by whom.**
+#
+# - You know DDPM: skim chapters 1–3 (their summaries collect the identities used later) and chapter 4's sampling
+#   section, then start at chapter 5.
+# - You want to use DDIM rather than derive it: read chapter 1's marginal $q(x_t \mid x_0)$, then chapters 6 and 7,
+#   and appendix B if you sample with `diffusers`; chapter 5 is the proof that the sampler is legitimate.
+# - You do not train models: chapter 4's training section runs only a 50-step demonstration on a tiny network, and
+#   every later chapter loads the shipped model.
+# - You care about the theory: appendix B (library settings) can be left out; chapter 8 (the score view) and
+#   chapter 9 (a higher-order solver) are optional extensions, and chapter 9 needs chapter 7.
+
+# %% [markdown]
 # ## Running the book
 #
 # **Set-up.** Install the package with its development extras from the repository root,
@@ -116,10 +150,14 @@ print(f"\ntorch {torch.__version__}; CUDA available: {torch.cuda.is_available()}
 # | 6 | The DDIM sampler | "predicted $x_0$", "direction pointing to $x_t$", random noise; $\eta$ and sub-sequences |
 # | 7 | DDIM as an ODE | the deterministic sampler as an ODE solver; encoding, inversion and interpolation |
 # | 8 | Score matching and Langevin dynamics | the score-based view of the same models |
+# | 9 | Beyond DDIM | DDIM as the first-order exponential integrator, and a second-order solver |
 # | A | How exact is DDIM with a perfect network? | the sampler's own error, measured with the exact oracles |
+# | B | From this book to diffusers | which `DDIMScheduler` settings reproduce `ddim_sample`, and what the others change |
 #
 # Chapters 1–3 are the theory every later chapter leans on. Chapters 5–7 are the DDIM paper; they need chapter 2's
-# posterior and chapter 3's objective, but not chapter 4's training. Chapter 8 and appendix A can be read at any time after 3.
+# posterior and chapter 3's objective, but not chapter 4's training. Chapter 8 can be read at any time after 3,
+# chapter 9 after 7. Appendix A needs chapter 3's oracles and chapter 6's sampler; appendix B needs chapter 6 and
+# the `diffusers` library (installed by the `dev` extra).
 
 # %% [markdown]
 # ## Notation
@@ -139,7 +177,7 @@ print(f"\ntorch {torch.__version__}; CUDA available: {torch.cuda.is_available()}
 # | $\epsilon_\theta(x_t, t)$ | the network's prediction of $\epsilon$ | `model(x_t, t)` |
 # | $\tilde\mu_t$, $\tilde\beta_t$ | mean and variance of $q(x_{t-1} \mid x_t, x_0)$ | `s.q_posterior(x0, x_t, t)`, `s.posterior_variances[t]` |
 # | $\hat x_0$ | predicted clean data, $(x_t - \sqrt{1 - \bar\alpha_t}\, \epsilon_\theta) / \sqrt{\bar\alpha_t}$ | `ddim_step(..., return_x0=True)` |
-# | $\sigma_t$, $\eta$ | DDIM's reverse noise level and its scale (DDIM eq. (16)) | `samplers.ddim_sigma(a_t, a_prev, eta)` |
+# | $\sigma_t$, $\eta$ | DDIM's reverse noise level and its scale (DDIM eq. (16)); $\sigma$ has other meanings too (below) | `samplers.ddim_sigma(a_t, a_prev, eta)` |
 # | $\tau_1 < \dots < \tau_S$ | the $S$ timesteps a DDIM sampler visits | `samplers.timesteps(T, S, spacing)` |
 # | $q$, $p_\theta$ | the forward process (fixed) and the reverse process (learned) | |
 #
@@ -215,6 +253,40 @@ assert torch.allclose(x_0, x0_hat, rtol=1e-12, atol=1e-15)
 print(
     f"last step: x_0 = {[round(v, 6) for v in x_0[0].tolist()]} = x0_hat = {[round(v, 6) for v in x0_hat[0].tolist()]}"
 )
+
+# %% [markdown]
+# ### One letter, several meanings
+#
+# The papers the book follows reuse a few letters, and the book keeps their notation where it quotes them. Each
+# chapter says which meaning it uses; this table collects them.
+#
+# | symbol | meaning | where |
+# |---|---|---|
+# | $\sigma_t$ | standard deviation of DDPM's reverse step $p_\theta(x_{t-1} \mid x_t)$, with $\sigma_t^2 = \beta_t$ or $\tilde\beta_t$ | ch. 2, 3, 4; ch. 8 sec. 5 (DDPM's update as a Langevin step) |
+# | $\sigma_t$, $\sigma_t(\eta)$ | the free standard deviation of DDIM's $q_\sigma$, set by $\eta$ in DDIM eq. (16); $\sigma_t(1)^2 = \tilde\beta_t$, and $\hat\sigma_t$ the larger choice of DDIM sec. 5.1 | ch. 5, 6, appendix B |
+# | $\sigma$, $\sigma_t$ | $\sqrt{1 - \bar\alpha}/\sqrt{\bar\alpha}$: the time of DDIM's ODE (eq. (14)), and NCSN's noise scale | ch. 7, 8 sec. 3, 9 |
+# | $\sigma_t$ (quoted) | the DPM-Solver paper's $\sqrt{1 - \bar\alpha_t}$, translated where quoted | ch. 9 |
+# | $\sigma$, $\sigma^2$ | a generic Gaussian's standard deviation and variance | ch. 2 sec. 2 |
+# | $s$ | standard deviation of Gaussian data $x_0 \sim \mathcal N(m, s^2)$ (the oracles' `std`) | ch. 3, 4, 7, 8, 9, appendix A |
+# | $s$ | offset of the cosine schedule, 0.008 (`NoiseSchedule.cosine(s=...)`) | ch. 1 |
+# | $s$ | an index or an earlier time: $\bar\alpha_t = \prod_{s \le t}\alpha_s$; a solver step from $s$ to $t$ | ch. 0, 1; ch. 9 |
+# | $s_\theta$ | the score network, $s_\theta(x_t, t) \approx \nabla_{x_t} \log q_t(x_t)$ | ch. 8 |
+# | `s` (code) | a `NoiseSchedule`, as in `model, s = pretrained.load("mnist")` | ch. 0, 4, 7 |
+# | $\epsilon$ | standard normal noise, and $\epsilon_\theta$ the network's prediction of it | every chapter |
+# | $\epsilon$ | the base step size of annealed Langevin dynamics, $\alpha_i = \epsilon\, v_i / v_L$ | ch. 8 |
+# | $\alpha_t$ | $1 - \beta_t$ (DDPM's and the book's) | every chapter |
+# | $\alpha_t$ (quoted) | the DDIM paper's $\bar\alpha_t$; the DPM-Solver paper's $\sqrt{\bar\alpha_t}$ | ch. 0, 5; ch. 9 |
+# | $\alpha_i$ | the step size of annealed Langevin dynamics at level $i$ (NCSN's notation) | ch. 8 |
+# | $\lambda_t$ | the weight of term $t$ in a loss: the variational bound's, and denoising score matching's | ch. 3; ch. 8 |
+# | $\lambda_t$ | the coefficient of $x_0$ in the mean of $q_\sigma(x_{t-1} \mid x_t, x_0)$, next to $\kappa_t$ | ch. 5 |
+# | $\lambda$ | the interpolation weight of lerp and slerp | ch. 7 |
+# | $\lambda$ | half the log signal-to-noise ratio, $-\log\sigma$: DPM-Solver's time | ch. 9 |
+# | $m$, $\mu$ | the mean of Gaussian data: $m$ in chapters 3, 4, 7, 8 and 9, $\mu$ in appendix A; $\tilde\mu_t$ and $\mu_\theta$ are the means of reverse steps (ch. 2–5) | as listed |
+# | $k$ | diffusers' 0-based timestep, $k = t - 1$ | appendix B |
+#
+# The sharpest clash is $\sigma_t$: in chapters 2–4 a fixed part of DDPM, in chapters 5–6 a free parameter of DDIM, in
+# chapters 7–9 a time. The first two agree at $\eta = 1$ with $\sigma_t^2 = \tilde\beta_t$; the third is a different
+# quantity altogether.
 
 # %% [markdown]
 # ## Conventions

@@ -40,6 +40,7 @@ import torch
 
 from ddim_book import samplers
 from ddim_book.data import mnist_dataset
+from ddim_book.diagrams import ddpm_chain
 from ddim_book.exercises import ch02
 from ddim_book.plotting import book_style
 from ddim_book.schedules import NoiseSchedule
@@ -50,6 +51,17 @@ torch.set_num_threads(1)
 s = NoiseSchedule.linear(T=1000, beta_start=1e-4, beta_end=0.02)  # DDPM's schedule
 cosine = NoiseSchedule.cosine(T=1000)
 images, labels = mnist_dataset("all")  # pixels in [-1, 1]
+
+# %% [markdown]
+# DDPM (Ho, Jain & Abbeel 2020, arXiv:2006.11239, fig. 2) draws the model as two Markov chains on the same variables,
+# and so do we. The forward chain $q$ (solid, above the nodes) is fixed: each arrow is the kernel
+# $q(x_t \mid x_{t-1})$ of chapter 1. The reverse chain $p_\theta$ (dashed, below) runs the other way and is what a
+# network has to learn. Look at the labelled pair $x_{t-1}, x_t$: this chapter computes the Gaussian that the dashed
+# arrow between them should match once the shaded node $x_0$ on the far left is known.
+
+# %%
+fig = ddpm_chain()
+plt.show()
 
 # %% [markdown]
 # ## 1. Bayes' rule with the Markov property

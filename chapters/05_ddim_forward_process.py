@@ -41,6 +41,7 @@ from torch.distributions import kl_divergence
 
 from ddim_book import samplers
 from ddim_book.data import mnist_dataset
+from ddim_book.diagrams import ddim_forward_process
 from ddim_book.exercises import ch05
 from ddim_book.plotting import book_style
 from ddim_book.schedules import NoiseSchedule
@@ -94,6 +95,14 @@ print(schedule)
 # that no other member is Markovian);
 # $\sigma = 0$ is the other extreme, in which $x_{1:T}$ is a deterministic function of $(x_T, x_0)$.
 #
+# The diagram draws this joint (after DDIM fig. 1; Song, Meng & Ermon 2021, arXiv:2010.02502). Look at the arrows out
+# of $x_0$: every node has one, so knowing $x_{t-1}$ does not cut $x_t$ off from $x_0$. In chapter 2's picture of DDPM,
+# $x_0$ touches only $x_1$, and each $x_t$ depends on the past through $x_{t-1}$ alone.
+
+# %%
+fig = ddim_forward_process()
+
+# %% [markdown]
 # The paper parametrises $\sigma$ by one number $\eta \ge 0$ (DDIM eq. (16)):
 #
 # $$\sigma_t(\eta) = \eta \sqrt{\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}} \sqrt{1 - \frac{\bar\alpha_t}{\bar\alpha_{t-1}}} .$$
@@ -174,7 +183,62 @@ print("normalising constant squared       =", norm_sq_after)
 # $$\mathbb E[x_{t-1}] = \mathbb E\big[\mathbb E[x_{t-1} \mid x_t]\big], \qquad
 # \operatorname{Var}[x_{t-1}] = \mathbb E\big[\operatorname{Var}[x_{t-1} \mid x_t]\big] + \operatorname{Var}\big[\mathbb E[x_{t-1} \mid x_t]\big].$$
 #
-# The inner conditional mean is the affine function of $x_t$ in eq. (7), and the inner variance is the constant
+# **Why these laws hold.** Take any two random variables $X, Y$ with $\mathbb E[X^2] < \infty$, and write
+# $m(Y) = \mathbb E[X \mid Y]$ and $v(Y) = \operatorname{Var}[X \mid Y] = \mathbb E[X^2 \mid Y] - m(Y)^2$.
+#
+# 1. *Total expectation.* $\mathbb E[m(Y)] = \mathbb E[X]$. For discrete variables,
+#    $\sum_y p(y) \sum_x x\, p(x \mid y) = \sum_{x, y} x\, p(x, y) = \mathbb E[X]$, because $p(y)\, p(x \mid y) = p(x, y)$;
+#    with densities the sums become integrals.
+# 2. Apply step 1 to $X^2$ in place of $X$: $\mathbb E[X^2] = \mathbb E\big[\mathbb E[X^2 \mid Y]\big] = \mathbb E\big[v(Y) + m(Y)^2\big]$.
+# 3. *Total variance.* Subtract $(\mathbb E[X])^2 = (\mathbb E[m(Y)])^2$, which is step 1 squared:
+#
+# $$\operatorname{Var}[X] = \mathbb E[X^2] - (\mathbb E[X])^2 = \mathbb E[v(Y)] + \Big(\mathbb E[m(Y)^2] - \big(\mathbb E[m(Y)]\big)^2\Big)
+# = \mathbb E\big[\operatorname{Var}[X \mid Y]\big] + \operatorname{Var}\big[\mathbb E[X \mid Y]\big]. \qquad \blacksquare$$
+#
+# The total spread of $X$ is the spread left around the conditional mean, on average, plus the spread of the
+# conditional mean itself. Conditioning everything on a third variable (here $x_0$) changes nothing in the argument,
+# and neither step needs Gaussians. As a check of the general statement, sympy computes both sides for an arbitrary
+# discrete joint distribution. $Y$ takes three values with probabilities $q_1, q_2, q_3 = 1 - q_1 - q_2$, and given
+# $Y = y_j$, $X$ takes the values $a_1, a_2, a_3$ with probabilities $c_{1j}, c_{2j}, c_{3j} = 1 - c_{1j} - c_{2j}$; the joint
+# table is $p(a_i, y_j) = q_j c_{ij}$ (every joint table of two three-valued variables can be written so). The left
+# side is computed from the joint table alone, through the marginal $p(a_i) = \sum_j p(a_i, y_j)$; the right side from
+# the three conditional distributions and the law of $Y$. With eleven free symbols, one check covers every such table.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+values = sp.symbols("a_1:4", real=True)  # the three values of X
+q1, q2 = sp.symbols("q_1 q_2", positive=True)
+p_y = [q1, q2, 1 - q1 - q2]  # the law of Y
+cond = sp.Matrix(3, 3, lambda i, j: sp.Symbol(f"c_{i + 1}{j + 1}", positive=True))  # cond[i, j] = p(a_i | y_j)
+for j in range(3):
+    cond[2, j] = 1 - cond[0, j] - cond[1, j]
+joint = sp.Matrix(3, 3, lambda i, j: p_y[j] * cond[i, j])  # p(a_i, y_j)
+assert sp.expand(sum(joint)) == 1
+
+# left side: Var X from the joint table alone, through the marginal of X
+p_x = [sum(joint[i, j] for j in range(3)) for i in range(3)]
+mean_x = sum(p * a for p, a in zip(p_x, values))
+var_x = sum(p * (a - mean_x) ** 2 for p, a in zip(p_x, values))
+
+# right side: from the conditional distributions of X given each value of Y, and the law of Y
+cond_mean = [sum(cond[i, j] * values[i] for i in range(3)) for j in range(3)]  # E[X | Y = y_j]
+cond_var = [sum(cond[i, j] * (values[i] - cond_mean[j]) ** 2 for i in range(3)) for j in range(3)]  # Var[X | y_j]
+mean_of_cond_mean = sum(p * m for p, m in zip(p_y, cond_mean))
+expected_cond_var = sum(p * v for p, v in zip(p_y, cond_var))
+var_of_cond_mean = sum(p * (m - mean_of_cond_mean) ** 2 for p, m in zip(p_y, cond_mean))
+
+gap_mean = sp.expand(mean_of_cond_mean - mean_x)
+gap_var = sp.expand(var_x - (expected_cond_var + var_of_cond_mean))
+assert gap_mean == 0  # total expectation
+assert gap_var == 0  # total variance
+assert sp.expand(var_of_cond_mean) != 0 and sp.expand(expected_cond_var) != 0  # neither term is trivially zero
+print("free symbols:", len(var_x.free_symbols))
+print("E[E[X | Y]] - E[X]                    =", gap_mean)
+print("Var X - E[Var(X | Y)] - Var(E[X | Y]) =", gap_var)
+
+# %% [markdown]
+# Both laws hold identically in all eleven symbols. Back to the chain: the inner conditional mean is the affine
+# function of $x_t$ in eq. (7), and the inner variance is the constant
 # $\sigma_t^2$. Under the induction hypothesis $x_t \sim \mathcal N(\sqrt{\bar\alpha_t}x_0, 1-\bar\alpha_t)$; sympy's
 # `stats` module takes the outer expectation and variance. This time $\sigma_t = 0$ is allowed.
 
@@ -691,3 +755,11 @@ try:
     raise AssertionError("ddim_step should refuse eta above eta_max")
 except ValueError:
     print(f"eta_max(600 -> 400) = {edge:.4f}: ddim_step accepts it and refuses 1.01 x eta_max")
+
+# %% [markdown]
+# **5.4** (pen and paper) Prove the law of total covariance,
+# $\operatorname{Cov}(X, Z) = \mathbb E\big[\operatorname{Cov}(X, Z \mid Y)\big] + \operatorname{Cov}\big(\mathbb E[X \mid Y], \mathbb E[Z \mid Y]\big)$,
+# with the three steps of section 5.4 applied to the product $XZ$. Then condition on $x_0$ throughout, take $Y = Z = x_t$
+# and $X = x_{t-1}$, and show that $\operatorname{Cov}(x_{t-1}, x_t \mid x_0) = \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}\,\sqrt{1-\bar\alpha_t}$.
+# Deduce that the correlation of consecutive noises $r_{t-1}, r_t$ is $\sqrt{1 - \sigma_t^2/(1-\bar\alpha_{t-1})}$, the factor
+# of the product in section 5.7, and that it is 1 at $\eta = 0$.

@@ -115,8 +115,9 @@ print("c_z   =", c_z)
 # + \underbrace{\sigma_t z}_{\text{random noise}} .$$
 #
 # Read it as: predict the clean image, then put back noise to the level $1-\bar\alpha_\text{prev}$ of the target step.
-# Part of that noise is the predicted $\epsilon$ itself, which keeps $x_\text{prev}$ on the line through $x_t$ and
-# $\hat x_0$. The rest, of variance $\sigma_t^2$, is fresh. The last step goes to $\bar\alpha_0 = 1$, where the direction
+# Part of that noise is the predicted $\epsilon$ itself, the noise $x_t$ is believed to hold; with $\sigma_t = 0$ this
+# makes $x_\text{prev}$ a combination of $x_t$ and $\hat x_0$ (in the plane they span, not on the line through them: the
+# weights do not sum to one). The rest, of variance $\sigma_t^2$, is fresh. The last step goes to $\bar\alpha_0 = 1$, where the direction
 # and the noise terms vanish and the step returns $\hat x_0$.
 #
 # **The package, checked symbolically.** `samplers.ddim_step` computes $\hat x_0$ (`_predict_x0`), the direction
@@ -142,6 +143,25 @@ assert sp.simplify(pkg_sigma**2 - eq16**2) == 0
 print("samplers.ddim_sigma on symbols:", pkg_sigma)
 print("its square minus eq. (16)^2:   ", sp.simplify(pkg_sigma**2 - eq16**2))
 print("package coefficients minus derived ones:", [sp.simplify(p - d) for p, d in zip(pkg_coefs, (c_x, c_eps, c_z))])
+
+# %% [markdown]
+# **The three terms in the plane.** The figure draws one step $400 \to 150$ for a 2-D mixture of two Gaussians, with
+# the exact $\epsilon$ of its oracle (chapter 3) and the numbers of `samplers.ddim_step`
+# (`ddim_book.diagrams.ddim_step_diagram`). Laid tip to tail from the origin, the three arrows of eq. (12) end at
+# $x_\text{prev}$ (the star); the cell checks that against `ddim_step` itself. Look at the orange arrow: it is parallel
+# to the noise part of $x_t$ (grey dashed, $x_t = \sqrt{\bar\alpha_t}\,\hat x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$), which is
+# why it "points to $x_t$". Between the panels only $\eta$ changes: the blue term stays, and at $\eta = 1$ the red fresh
+# noise takes most of the budget $1-\bar\alpha_\text{prev} = (\text{direction coefficient})^2 + \sigma_t^2$ from the orange one.
+
+# %%
+from ddim_book.diagrams import ddim_step_diagram
+
+fig = ddim_step_diagram(etas=(0.0, 1.0), t=400, prev=150)
+for part in fig.ddim_parts:  # the arrows add up to the package's step
+    step = samplers.ddim_step(
+        part.x_t[None], part.eps[None], ab[part.t], ab[part.prev], eta=part.eta, noise=part.z[None]
+    )
+    assert torch.allclose(part.x0_term + part.direction + part.noise, step[0], rtol=0, atol=1e-12)
 
 # %% [markdown]
 # **The package, checked numerically.** A transcription can drift from the code it copies, so we also ask the code
@@ -311,6 +331,17 @@ for ax, S in zip(axes, (10, 50)):
     ax.set(yscale="log", xlabel="step index $i$", ylabel=r"$\bar\alpha_{\tau_i}$", title=f"S = {S}")
 axes[0].legend(fontsize=8)
 fig.tight_layout()
+
+# %% [markdown]
+# The same sub-sequences on the timeline itself (`ddim_book.diagrams.subsequence_timeline`, which calls
+# `samplers.timesteps`): grey ticks are the $T = 1000$ steps of the chain, dots the $S = 10$ that DDIM visits, and each
+# arc is one step of eq. (12), one network evaluation. Look at where the dots crowd: uniform spacing puts them evenly
+# from 1 to 901, quadratic packs them near $t = 1$, where the last details of the image are settled, and stops at 801.
+
+# %%
+from ddim_book.diagrams import subsequence_timeline
+
+fig = subsequence_timeline(T, 10, ("uniform", "quadratic"))
 
 # %% [markdown]
 # **Why skipping is allowed.** The network was trained with $L_\text{simple}$, which sees the forward process only

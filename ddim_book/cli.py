@@ -215,13 +215,34 @@ def _sampling_args(p: argparse.ArgumentParser, n: int) -> None:
 
 
 def _run_bench(args) -> int:
-    from ddim_book.bench import run_bench_cli
+    from ddim_book.bench.speed import run_bench_cli
 
-    return run_bench_cli(args)
+    try:
+        return run_bench_cli(args)
+    except ValueError as err:  # the benchmarks check their settings before measuring
+        raise UsageError(str(err)) from None
+
+
+def _run_bench_quality(args) -> int:
+    from ddim_book.bench.quality import main_cli
+
+    try:
+        return main_cli(args)
+    except ValueError as err:  # the benchmarks check their settings before measuring
+        raise UsageError(str(err)) from None
+
+
+def _run_bench_solvers(args) -> int:
+    from ddim_book.bench.solvers import main_cli
+
+    try:
+        return main_cli(args)
+    except ValueError as err:  # the benchmarks check their settings before measuring
+        raise UsageError(str(err)) from None
 
 
 def parser() -> argparse.ArgumentParser:
-    from ddim_book.bench_args import add_arguments as add_bench_arguments
+    from ddim_book.bench.args import add_bench_parser
 
     top = argparse.ArgumentParser(prog="ddim-book", description="DDPM/DDIM from the book: sample, train, evaluate.")
     top.add_argument("--version", action="version", version=f"ddim-book {_version()}")
@@ -246,9 +267,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--anchors", action="store_true", help="also report the FLD of clipped noise (the ceiling)")
     p.add_argument("--json", help="also write the result to this JSON file")
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("bench", help="time the samplers and the trainer against their limits and diffusers")
-    add_bench_arguments(p)
-    p.set_defaults(func=_run_bench)
+    add_bench_parser(sub, _run_bench, _run_bench_quality, _run_bench_solvers)
     return top
 
 

@@ -62,6 +62,7 @@ def dpm_solver_sample(
     spacing: str = "uniform",
     expand_in: str = "lambda",
     progress: bool = True,
+    callback=None,
 ):
     """Generate by solving DDIM's ODE with the multistep exponential integrator of the given order (chapter 9).
 
@@ -77,6 +78,8 @@ def dpm_solver_sample(
         spacing: "uniform", "quadratic" or "trailing".
         expand_in: "lambda" (DPM-Solver-2M) or "sigma"; how order 2 models eps between evaluations.
         progress: show a progress bar.
+        callback: called as ``callback(i, t, x)`` after step i = 0..S-1 with the new x at timestep t
+            (t = 0 after the last step), e.g. to compare the state before the last step with another solver.
     Returns:
         x_0 with x_T's shape.
     """
@@ -105,4 +108,6 @@ def dpm_solver_sample(
                 x_bar = x_bar + c2 * (eps - eps_prev)
             x = ab[times[i + 1]] ** 0.5 * x_bar
             eps_prev = eps
+            if callback is not None:
+                callback(i, times[i + 1], x)
     return x

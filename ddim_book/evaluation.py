@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from ddim_book.metrics import classifier_scores, fld_bootstrap, fld_real_anchor, load_classifier
-from ddim_book.samplers import ddim_sample, ddpm_sample
+from ddim_book.samplers import ddim_sample, ddpm_sample, dpm_solver_sample
 
 __all__ = ["generate", "score_digits"]
 
@@ -33,16 +33,18 @@ def generate(
     batch_size: int = 250,
     clip_x0=None,
     progress: bool = False,
+    expand_in: str = "lambda",
 ) -> torch.Tensor:
     """n samples, unclipped, float32 (n, C, H, W) on the CPU, drawn ``batch_size`` at a time.
 
     x_T (and, for stochastic samplers, every later noise draw) comes from one CPU generator seeded with
     ``seed``, so a seed gives the same x_T on every device and at every batch size that divides n alike.
-    ``sampler`` is ``"ddim"`` (eq. (12) with ``steps``, ``eta``, ``spacing``) or ``"ddpm"`` (Algorithm 2,
-    all T steps).
+    ``sampler`` is ``"ddim"`` (eq. (12) with ``steps``, ``eta``, ``spacing``), ``"ddpm"`` (Algorithm 2,
+    all T steps) or ``"dpm-solver-2"`` (chapter 9's multistep second-order rule with ``steps``, ``spacing``
+    and ``expand_in``).
     """
-    if sampler not in ("ddim", "ddpm"):
-        raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+    if sampler not in ("ddim", "ddpm", "dpm-solver-2"):
+        raise ValueError(f"sampler must be 'ddim', 'ddpm' or 'dpm-solver-2', got {sampler!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -54,6 +56,8 @@ def generate(
         x_T = torch.randn((min(batch_size, n - start), *shape), generator=gen).to(param.device, param.dtype)
         if sampler == "ddpm":
             x = ddpm_sample(model, schedule, x_T, generator=gen, clip_x0=clip_x0, progress=False)
+        elif sampler == "dpm-solver-2":
+            x = dpm_solver_sample(model, schedule, x_T, steps, 2, spacing, expand_in, progress=False)
         else:
             kwargs = {"steps": steps, "eta": eta, "spacing": spacing, "clip_x0": clip_x0}
             x = ddim_sample(model, schedule, x_T, generator=gen, progress=False, **kwargs)

@@ -115,6 +115,18 @@ class GaussianOracle(_Oracle):
         z = torch.randn((n, *self.event_shape), generator=generator, dtype=torch.float64)
         return m + v.sqrt() * z
 
+    def ode_map(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        """Where DDIM's ODE (DDIM eq. (14)) carries x_t at timestep t when it is solved exactly down to the data:
+        x_0 = mean + (x_t / sqrt(a) - mean) * std / sqrt(std^2 + (1 - a) / a), with a = alpha_bar_t (chapter 7
+        solves the ODE, chapter 9 checks the map in sympy). The reference that samplers' global error is measured
+        against. x_t (B, *event_shape); returns float64 of that shape."""
+        self._check_x(x_t)
+        a = self._alpha_bar(t, x_t.shape[0]).to(x_t.device)
+        if a.ndim:
+            a = a.reshape(-1, *([1] * len(self.event_shape)))
+        m = self.mean.to(x_t.device)
+        return m + (x_t.double() / a.sqrt() - m) * self.std / (self.std**2 + (1 - a) / a).sqrt()
+
 
 class GaussianMixtureOracle(_Oracle):
     """Data x_0 ~ sum_k w_k N(mu_k, C_k) in R^D (meant for small D, e.g. the 2-D chapters).

@@ -87,8 +87,8 @@ def _check_eta(eta):
 def _predict_x0(x_t, eps, alpha_bar_t, clip_x0):
     """x0_hat = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t) (DDIM eq. (9)); optional clipping.
 
-    When x0_hat is clipped, eps is recomputed from it, so that the step stays on the line through
-    x_t and the clipped x0_hat instead of mixing two inconsistent predictions.
+    When x0_hat is clipped, eps is recomputed from it, so that eps and the clipped x0_hat again satisfy
+    x_t = sqrt(a_t) x0_hat + sqrt(1 - a_t) eps instead of mixing two inconsistent predictions.
     """
     x0 = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
     if clip_x0 is None:

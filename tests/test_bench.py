@@ -4,7 +4,6 @@ No timing is asserted (the machine may be busy); the tests check structure, that
 finite number, and the things that are exact: the baselines compute the same samples as ``ddim_sample``.
 """
 
-import argparse
 import json
 import math
 import sys
@@ -12,7 +11,10 @@ import sys
 import pytest
 import torch
 
-from ddim_book import bench, bench_diffusers, bench_report
+from ddim_book import cli
+from ddim_book.bench import report as bench_report
+from ddim_book.bench import speed, timing
+from ddim_book.bench import versus_diffusers as bench_diffusers
 from ddim_book.samplers import ddim_sample
 
 EXPECTED_SECTIONS = ("overhead", "sampling", "training", "optimisations", "diffusers")
@@ -47,7 +49,7 @@ def _check_tables(markdown: str) -> int:
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     args = ["--quick", "--config", "mnist-tiny", "--device", "cpu", "--out-dir", str(out)]
-    code = bench.main(args)
+    code = cli.main(["bench", *args])
     return code, out, json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text()
 
 
@@ -99,7 +101,7 @@ def test_diffusers_part_runs_or_reports_the_skip_line(quick_run, capsys):
 def test_missing_diffusers_prints_the_skip_line_and_continues(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "diffusers", None)  # makes `import diffusers` raise ImportError
     args = ["--quick", "--config", "mnist-tiny", "--device", "cpu", "--sections", "diffusers"]
-    assert bench.main([*args, "--out-dir", str(tmp_path)]) == 0
+    assert cli.main(["bench", *args, "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert bench_diffusers.SKIP_LINE in out
     assert json.loads((tmp_path / "bench.json").read_text())["diffusers"]["skipped"] == bench_diffusers.SKIP_LINE
@@ -107,8 +109,8 @@ def test_missing_diffusers_prints_the_skip_line_and_continues(tmp_path, monkeypa
 
 def test_sections_of_separate_runs_are_merged(tmp_path):
     common = ["--quick", "--config", "mnist-tiny", "--device", "cpu", "--out-dir", str(tmp_path), "--repeats", "1"]
-    assert bench.main([*common, "--sections", "overhead"]) == 0
-    assert bench.main([*common, "--sections", "optimisations"]) == 0
+    assert cli.main(["bench", *common, "--sections", "overhead"]) == 0
+    assert cli.main(["bench", *common, "--sections", "optimisations"]) == 0
     results = json.loads((tmp_path / "bench.json").read_text())
     assert {"overhead", "optimisations"} <= set(results) and "training" not in results
     markdown = (tmp_path / "bench.md").read_text()
@@ -116,8 +118,8 @@ def test_sections_of_separate_runs_are_merged(tmp_path):
 
 
 def test_naive_baseline_computes_the_same_samples():
-    model, schedule = bench.build_unet("mnist-tiny", torch.device("cpu"))
-    x_T = bench.start_noise(model, 3, torch.device("cpu"))
+    model, schedule = timing.build_unet("mnist-tiny", torch.device("cpu"))
+    x_T = timing.start_noise(model, 3, torch.device("cpu"))
     naive = bench_diffusers.naive_ddim_sample(model, schedule, x_T, steps=4)
     shipped = ddim_sample(model, schedule, x_T, steps=4, progress=False)
     assert naive.abs().max() > 0.1  # the random output layers make eps non-zero, so this compares something
@@ -127,7 +129,7 @@ def test_naive_baseline_computes_the_same_samples():
 def test_interleaved_alternates_and_counts_calls():
     order = []
     fns = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
-    r = bench.interleaved(fns, 3, torch.device("cpu"), per_round={"b": 2})
+    r = timing.interleaved(fns, 3, torch.device("cpu"), per_round={"b": 2})
     assert order == ["a", "b", "b"] * 3
     assert r["a"]["n"] == 3 and r["b"]["n"] == 6
     assert all(r[k][c] >= 0 for k in fns for c in ("wall", "cpu"))
@@ -140,19 +142,22 @@ def test_interleaved_alternates_and_counts_calls():
 )  # fmt: skip
 def test_settings_reject_bad_values(changes, word):
     with pytest.raises(ValueError, match=word):
-        bench.BenchSettings(**changes)
+        speed.BenchSettings(**changes)
 
 
 def test_cli_errors_are_clear(capsys):
-    assert bench.main(["--config", "toy-mlp", "--sections", "overhead", "--out-dir", "unused"]) == 2
+    assert cli.main(["bench", "--config", "toy-mlp", "--sections", "overhead", "--out-dir", "unused"]) == 2
     assert "U-Net training config" in capsys.readouterr().err
 
 
-def test_add_bench_parser_wires_the_subcommand():
-    top = argparse.ArgumentParser()
-    bench.add_bench_parser(top.add_subparsers(dest="command"))
-    args = top.parse_args(["bench", "--quick", "--sections", "overhead,training"])
-    assert args.func is bench.run_bench_cli and args.quick and args.sections == "overhead,training"
+def test_bench_parser_wires_the_timings_and_the_two_studies():
+    p = cli.parser()
+    args = p.parse_args(["bench", "--quick", "--sections", "overhead,training"])
+    assert args.func is cli._run_bench and args.quick and args.sections == "overhead,training" and args.study is None
+    args = p.parse_args(["bench", "quality", "--n", "7", "--out-dir", "q"])
+    assert args.func is cli._run_bench_quality and (args.n, args.out_dir, args.config) == (7, "q", "mnist-small")
+    args = p.parse_args(["bench", "solvers", "--max-steps", "40"])
+    assert args.func is cli._run_bench_solvers and args.max_steps == 40 and args.targets == "1e-2,1e-3,1e-4"
 
 
 def test_update_doc_replaces_only_the_results_block(tmp_path):

@@ -1,12 +1,13 @@
-"""The equal-budget sample-quality comparison (``python -m ddim_book.bench_quality``) on a tiny config: both models
+"""The equal-budget sample-quality comparison (``ddim-book bench quality``) on a tiny config: both models
 trained by the same config, evaluated at every budget, resumed without retraining, rendered, written into a doc."""
 
 import json
 
 import pytest
 
-from ddim_book import bench_quality
-from ddim_book.bench_report import update_doc
+from ddim_book import cli
+from ddim_book.bench import quality as bench_quality
+from ddim_book.bench.report import update_doc
 
 ARGS = dict(config="mnist-tiny", budgets=(2, 3), seeds=(0,), n=8, sample_steps=2, progress=False)
 
@@ -59,10 +60,10 @@ def test_render_and_doc_block(quick, tmp_path):
 
 
 def test_bad_input_fails_before_any_training(tmp_path, capsys):
-    code = bench_quality.main(["--doc", str(tmp_path / "missing.md"), "--out-dir", str(tmp_path / "q")])
+    code = cli.main(["bench", "quality", "--doc", str(tmp_path / "missing.md"), "--out-dir", str(tmp_path / "q")])
     assert code == 2 and "must be a file with the lines" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
-    assert bench_quality.main(["--n", "1", "--out-dir", str(tmp_path / "q")]) == 2
+    assert cli.main(["bench", "quality", "--n", "1", "--out-dir", str(tmp_path / "q")]) == 2
     assert "2 <= n <= 500" in capsys.readouterr().err
-    assert bench_quality.main(["--config", "toy-mlp", "--out-dir", str(tmp_path / "q")]) == 2
+    assert cli.main(["bench", "quality", "--config", "toy-mlp", "--out-dir", str(tmp_path / "q")]) == 2
     assert "needs a U-Net config" in capsys.readouterr().err

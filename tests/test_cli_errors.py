@@ -221,7 +221,9 @@ def test_ctrl_c_during_training_saves_and_exits_130(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "training toy-mlp" in proc.stdout.readline()
-        time.sleep(3.0)  # some steps, no checkpoint yet
+        log, deadline = run / "train_log.csv", time.monotonic() + 120
+        while time.monotonic() < deadline and not (log.exists() and len(log.read_text().splitlines()) > 1):
+            time.sleep(0.2)  # until some steps are logged (no checkpoint yet): a busy machine may take a while
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

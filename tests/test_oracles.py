@@ -145,3 +145,24 @@ def test_gaussian_oracle_marginal_matches_the_forward_process(t):
     assert ((forward.var(0) - var).abs() < 5 * se_var).all()
     direct = oracle.sample(n, t, generator=g)
     assert ((direct.mean(0) - forward.mean(0)).abs() < 7 * se_mean).all()
+
+
+def test_gaussian_ode_map_is_the_limit_of_ddim_and_carries_q_t_to_the_data():
+    """``GaussianOracle.ode_map``: DDIM (eta = 0) converges to it at first order as S grows, and it maps q_T
+    (mean sqrt(a) m, variance a s^2 + 1 - a) onto the data N(m, s^2) exactly; at t = 0 it is the identity."""
+    from ddim_book.samplers import ddim_sample
+
+    oracle = GaussianOracle(SCHEDULE, mean=torch.tensor([0.5, -0.2, 1.0]), std=0.3)
+    x_T = torch.randn((64, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    exact = oracle.ode_map(x_T, SCHEDULE.T)
+    errors = [
+        (ddim_sample(oracle, SCHEDULE, x_T, S, 0.0, "trailing", progress=False) - exact).abs().max().item()
+        for S in (100, 200, 400)
+    ]
+    assert errors[0] < 0.05 and 1.7 < errors[0] / errors[1] < 2.3 and 1.7 < errors[1] / errors[2] < 2.3
+    mean, var = oracle.marginal(SCHEDULE.T)
+    z = torch.tensor([[-1.0, 0.0, 1.0]], dtype=torch.float64).T * torch.ones(1, 3, dtype=torch.float64)
+    mapped = oracle.ode_map(mean + var.sqrt() * z, SCHEDULE.T)  # the map is affine: mean +- 1 sd of q_T
+    torch.testing.assert_close(mapped[1], oracle.mean)
+    torch.testing.assert_close((mapped[2] - mapped[0]) / 2, torch.full((3,), 0.3, dtype=torch.float64))
+    torch.testing.assert_close(oracle.ode_map(x_T, 0), x_T)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ddim_book.bench_args import CLOCKS
-from ddim_book.bench_report import diffusers_version
+from ddim_book.bench.args import CLOCKS
+from ddim_book.bench.report import diffusers_version, section, target
+from ddim_book.bench.timing import FixedEps, forwards, interleaved, start_noise
 from ddim_book.samplers import ddim_sample, ddim_step, timesteps
 from ddim_book.schedules import NoiseSchedule
 
@@ -44,37 +45,37 @@ _VARIANTS = {
 }
 
 
-def _run_variant(kind: str, net, schedule, x_T: torch.Tensor, t: torch.Tensor, n: int, bench) -> None:
+def _run_variant(kind: str, net, schedule, x_T: torch.Tensor, t: torch.Tensor, n: int) -> None:
     net.check_inputs = kind == "checks"
     try:
         if kind == "no_grad":
-            with torch.no_grad():
+            with torch.no_grad():  # the undecorated function (functools.wraps keeps it), without inference_mode
                 ddim_sample.__wrapped__(net, schedule, x_T, steps=n, progress=False)
         elif kind == "naive":
             naive_ddim_sample(net, schedule, x_T, n)
         elif kind == "limit":
-            bench.forwards(net, x_T, t, n)
+            forwards(net, x_T, t, n)
         else:
             ddim_sample(net, schedule, x_T, steps=n, progress=False)
     finally:
         net.check_inputs = False
 
 
-def bench_optimisations(model, schedule, s, device, bench) -> dict:
+def bench_optimisations(model, schedule, s, device) -> dict:
     """Section ``optimisations``: the shipped ddim_sample against versions with one optimisation undone. Each is
-    timed driving :class:`~ddim_book.bench.FixedEps` (the sampler's own work per step, precise even on a busy
-    machine) and driving the U-Net at batch ``s.opt_batch`` (the whole step). ``bench`` is :mod:`ddim_book.bench`."""
-    x_T, n = bench.start_noise(model, s.opt_batch, device), s.steps
+    timed driving :class:`~ddim_book.bench.timing.FixedEps` (the sampler's own work per step, precise even on a busy
+    machine) and driving the U-Net at batch ``s.opt_batch`` (the whole step)."""
+    x_T, n = start_noise(model, s.opt_batch, device), s.steps
     t_mid = torch.full((s.opt_batch,), schedule.T // 2, dtype=torch.long, device=device)
-    nets = {"free": bench.FixedEps(model, x_T, schedule.T), "unet": model}
+    nets = {"free": FixedEps(model, x_T, schedule.T), "unet": model}
     fns = {
-        (kind, which): (lambda kind=kind, net=net: _run_variant(kind, net, schedule, x_T, t_mid, n, bench))
+        (kind, which): (lambda kind=kind, net=net: _run_variant(kind, net, schedule, x_T, t_mid, n))
         for kind in _VARIANTS
         for which, net in nets.items()
     }
     for fn in fns.values():
         fn()
-    r = bench.interleaved(fns, max(s.repeats, 3), device, {key: 10 for key in fns if key[0] == "free"})
+    r = interleaved(fns, max(s.repeats, 3), device, {key: 10 for key in fns if key[0] == "free"})
     rows = []
     for kind, label in _VARIANTS.items():
         free, unet = r[(kind, "free")], r[(kind, "unet")]
@@ -90,7 +91,7 @@ def bench_optimisations(model, schedule, s, device, bench) -> dict:
     notes = ["'Sampler alone' drives a model that returns a fixed eps after the U-Net's own handling of t."]
     notes.append(f"The naive loop and ddim_sample compute the same samples: max abs difference {diff.max():.2g} "
                  f"where max |x_0| = {scale:.3g}.")  # fmt: skip
-    out = bench.section(title, columns, rows, notes=notes)
+    out = section(title, columns, rows, notes=notes)
     return out | {"batch": s.opt_batch, "steps": n, "naive_vs_shipped_max_abs_diff": diff.max().item()}
 
 
@@ -139,22 +140,22 @@ def _train_step(net, config, schedule, x0: torch.Tensor):
     return step
 
 
-def _unet_rows(model, theirs, schedule, s, device, bench) -> list[dict]:
+def _unet_rows(model, theirs, schedule, s, device) -> list[dict]:
     """Forward time and training images/s of both U-Nets, measured alternately, each trained by the same step."""
     import copy
 
     from ddim_book.training import get_config
 
-    x = bench.start_noise(model, s.batch, device)
+    x = start_noise(model, s.batch, device)
     t = torch.randint(1, schedule.T + 1, (s.batch,), generator=torch.Generator().manual_seed(1)).to(device)
     calls = {"ours": model, "theirs": theirs}
     with torch.inference_mode():
         if theirs(x, t).shape != x.shape:
             raise RuntimeError(f"UNet2DModel does not map {tuple(x.shape)} to itself at this image size")
-    fwd = {name: (lambda call=call: bench.forwards(call, x, t)) for name, call in calls.items()}
+    fwd = {name: (lambda call=call: forwards(call, x, t)) for name, call in calls.items()}
     for f in fwd.values():
         f()
-    fwd = bench.interleaved(fwd, s.repeats, device, {"ours": 3, "theirs": 3})
+    fwd = interleaved(fwd, s.repeats, device, {"ours": 3, "theirs": 3})
     config, ours_net = get_config(s.config), copy.deepcopy(model).train()
     x0 = torch.rand((s.train_batch or config.batch_size, *x.shape[1:]), device=device) * 2 - 1
     steps = {
@@ -163,27 +164,27 @@ def _unet_rows(model, theirs, schedule, s, device, bench) -> list[dict]:
     }
     for step in steps.values():
         step()
-    step, n = bench.interleaved(steps, s.repeats, device), x0.shape[0]
+    step, n = interleaved(steps, s.repeats, device), x0.shape[0]
     forward = {"what": f"forward, batch {s.batch} (ms)"} | {k: 1e3 * fwd[k]["wall"] for k in calls}
     train = {"what": f"training images/s, batch {n}"} | {k: n / step[k]["wall"] for k in calls}
     forward |= {f"ratio_{c}": fwd["ours"][c] / fwd["theirs"][c] for c in CLOCKS}
     return [forward, train | {f"ratio_{c}": step["theirs"][c] / step["ours"][c] for c in CLOCKS}]
 
 
-def _scheduler_rows(model, schedule, s, device, bench) -> tuple[list[dict], float, float]:
+def _scheduler_rows(model, schedule, s, device) -> tuple[list[dict], float, float]:
     """ddim_sample and DDIMScheduler timed alternately from one x_T, driving the U-Net and driving FixedEps (the
     samplers' own work); the outputs' max abs differences. Also returns how far ddim_sample lies from
     DDIMScheduler when it runs on the scheduler's own float32 ``alphas_cumprod``, and max |x_0| of ddim_sample."""
-    x_T, last = bench.start_noise(model, s.batch, device, seed=2), {}
+    x_T, last = start_noise(model, s.batch, device, seed=2), {}
     exact, shifted = ddim_scheduler(schedule, s.steps, 0), ddim_scheduler(schedule, s.steps, 1)
-    free = bench.FixedEps(model, x_T, schedule.T)
+    free = FixedEps(model, x_T, schedule.T)
     fns = {
         "ddim_sample": lambda: last.update(ours=ddim_sample(model, schedule, x_T, steps=s.steps, progress=False)),
         "DDIMScheduler": lambda: last.update(theirs=scheduler_sample(model, exact, x_T)),
         "ddim_alone": lambda: ddim_sample(free, schedule, x_T, steps=s.steps, progress=False),
         "scheduler_alone": lambda: scheduler_sample(free, exact, x_T),
     }
-    r = bench.interleaved(fns, s.repeats, device, {"ddim_alone": 5, "scheduler_alone": 5})  # the model is warm
+    r = interleaved(fns, s.repeats, device, {"ddim_alone": 5, "scheduler_alone": 5})  # the model is warm
     taus = list(reversed(timesteps(schedule.T, s.steps)))
     rows = [{"sampler": "ddim_sample", "seconds": r["ddim_sample"]["wall"], "model_t": f"{taus[:3]}..."}]
     rows[0] |= {f"vs_scheduler_{c}": r["ddim_sample"][c] / r["DDIMScheduler"][c] for c in CLOCKS}
@@ -201,12 +202,12 @@ def _scheduler_rows(model, schedule, s, device, bench) -> tuple[list[dict], floa
     return rows, twin_diff, last["ours"].abs().max().item()
 
 
-def bench_diffusers(model, schedule, s, device, bench) -> dict:
+def bench_diffusers(model, schedule, s, device) -> dict:
     """Section ``diffusers``: UNet2DModel vs our U-Net, and DDIMScheduler vs ddim_sample, both on our U-Net."""
     version = diffusers_version()
     if version is None:
         print(SKIP_LINE)
-        return bench.section(SKIP_LINE, {}, []) | {"skipped": SKIP_LINE}
+        return section(SKIP_LINE, {}, []) | {"skipped": SKIP_LINE}
     from ddim_book.models.unet2d import DiffusersUNet, matched_unet2d
 
     arguments, search = matched_unet2d(model.config)
@@ -216,14 +217,14 @@ def bench_diffusers(model, schedule, s, device, bench) -> dict:
     unet = [
         {"what": "parameters", "ours": ours_n, "theirs": theirs_n} | {f"ratio_{c}": ours_n / theirs_n for c in CLOCKS}
     ]
-    unet += _unet_rows(model, theirs.to(device).eval(), schedule, s, device, bench)
-    samplers, twin_diff, scale = _scheduler_rows(model, schedule, s, device, bench)
+    unet += _unet_rows(model, theirs.to(device).eval(), schedule, s, device)
+    samplers, twin_diff, scale = _scheduler_rows(model, schedule, s, device)
     c, time_ratio, train_ratio = s.clock, samplers[0][f"vs_scheduler_{s.clock}"], unet[-1][f"ratio_{s.clock}"]
     alone = samplers[0][f"alone_vs_scheduler_{c}"]
     checks = [
-        bench.target(f"ddim_sample as fast as DDIMScheduler (time ratio <= 1, {c})", time_ratio, time_ratio <= 1),
-        bench.target(f"... the samplers' own work alone (time ratio <= 1, {c})", alone, alone <= 1),
-        bench.target(f"our U-Net trains >= UNet2DModel's images/s (ratio >= 1, {c})", train_ratio, train_ratio >= 1),
+        target(f"ddim_sample as fast as DDIMScheduler (time ratio <= 1, {c})", time_ratio, time_ratio <= 1),
+        target(f"... the samplers' own work alone (time ratio <= 1, {c})", alone, alone <= 1),
+        target(f"our U-Net trains >= UNet2DModel's images/s (ratio >= 1, {c})", train_ratio, train_ratio >= 1),
     ]
     best = search["settings"]
     note = (
@@ -232,7 +233,7 @@ def bench_diffusers(model, schedule, s, device, bench) -> dict:
     )
     columns = {"what": "", "ours": "ours (UNet)", "theirs": "diffusers (UNet2DModel)"}
     columns |= {"ratio_wall": "ours / theirs (wall)", "ratio_cpu": "ours / theirs (CPU)"}
-    out = bench.section(f"Side by side with diffusers {version}: the U-Nets", columns, unet, checks, [note])
+    out = section(f"Side by side with diffusers {version}: the U-Nets", columns, unet, checks, [note])
     columns = {"sampler": "sampler driving our U-Net", "seconds": f"S={s.steps}, batch {s.batch} (s)"}
     columns |= {"vs_scheduler_wall": "time / DDIMScheduler (wall)", "vs_scheduler_cpu": "(CPU)"}
     columns |= {"model_t": "model timesteps", "timesteps_match_ours": "same t as ours"}
@@ -241,6 +242,6 @@ def bench_diffusers(model, schedule, s, device, bench) -> dict:
     title = f"Side by side with diffusers {version}: DDIM eq. (12), eta = 0, on our U-Net"
     twin = (f"Max |x_0| of ddim_sample: {scale:.3g}. Run on DDIMScheduler's own float32 alphas_cumprod, "
             f"ddim_sample lies within {twin_diff:.2g} of DDIMScheduler (steps_offset=0).")  # fmt: skip
-    more = bench.section(title, columns, samplers, notes=[twin])
+    more = section(title, columns, samplers, notes=[twin])
     extra = {"float32_twin_max_abs_diff": twin_diff, "ours_max_abs": scale}
     return out | {"version": version, "unet_search": search, "more": [more], **extra}

@@ -1,7 +1,7 @@
 """Sample quality for an equal training budget: our U-Net against diffusers' ``UNet2DModel`` of matched size.
 
-    python -m ddim_book.bench_quality                      # mnist-small, budgets 1000 and 2000 steps, seeds 0 and 1
-    python -m ddim_book.bench_quality --doc BENCHMARKS.md  # ... and replace the quality block of that file
+    ddim-book bench quality                      # mnist-small, budgets 1000 and 2000 steps, seeds 0 and 1
+    ddim-book bench quality --doc BENCHMARKS.md  # ... and replace the quality block of that file
 
 Both models are trained by the same :class:`~ddim_book.training.Trainer` from the same config (data order,
 timesteps, noise, AdamW, warm-up, clipping and EMA all equal; only ``model_kind`` and ``model`` differ; the
@@ -13,14 +13,13 @@ evaluation is kept in the JSON, so an interrupted run continues where it stopped
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
+from ddim_book.bench.report import update_doc
 from ddim_book.samplers import ddim_sample
 
 __all__ = ["QUALITY_START", "QUALITY_END", "quality_configs", "render_quality", "run_quality"]
@@ -146,40 +145,19 @@ def render_quality(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    """``python -m ddim_book.bench_quality [options]``."""
-    from ddim_book.bench_report import update_doc
-
-    p = argparse.ArgumentParser(prog="python -m ddim_book.bench_quality", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="mnist-small", help="the U-Net training config (default mnist-small)")
-    p.add_argument("--budgets", default="1000,2000", help="comma-separated training steps to evaluate at")
-    p.add_argument("--seeds", default="0,1", help="comma-separated training seeds")
-    p.add_argument("--n", type=int, default=500, help="digits per evaluation, 2..500 (default 500)")
-    p.add_argument("--sample-steps", type=int, default=50, help="DDIM S of the evaluation (default 50)")
-    p.add_argument("--device", default="cpu", help="training device: cpu, cuda, auto, ... (default cpu)")
-    p.add_argument("--out-dir", default="runs/bench/quality", help="checkpoints, grids and quality.json")
-    p.add_argument("--doc", help="replace the quality block of this Markdown file (e.g. BENCHMARKS.md)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
-    try:
-        if args.doc:  # before hours of training, not after
-            doc = Path(args.doc).read_text() if Path(args.doc).is_file() else ""
-            if QUALITY_START not in doc or QUALITY_END not in doc:
-                raise ValueError(f"--doc {args.doc} must be a file with the lines {QUALITY_START} and {QUALITY_END}")
-        budgets = [int(b) for b in args.budgets.split(",")]
-        seeds = [int(k) for k in args.seeds.split(",")]
-        result = run_quality(args.out_dir, args.config, budgets, seeds, args.n, args.sample_steps, args.device,
-                             progress=not args.no_progress)  # fmt: skip
-    except (ValueError, TypeError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def main_cli(args) -> int:
+    """``ddim-book bench quality``: train both U-Nets to each budget, score them, print (and file) the table."""
+    if args.doc:  # before hours of training, not after
+        doc = Path(args.doc).read_text() if Path(args.doc).is_file() else ""
+        if QUALITY_START not in doc or QUALITY_END not in doc:
+            raise ValueError(f"--doc {args.doc} must be a file with the lines {QUALITY_START} and {QUALITY_END}")
+    budgets = [int(b) for b in args.budgets.split(",")]
+    seeds = [int(k) for k in args.seeds.split(",")]
+    result = run_quality(args.out_dir, args.config, budgets, seeds, args.n, args.sample_steps, args.device,
+                         progress=not args.no_progress)  # fmt: skip
     text = render_quality(result)
     print(text)
     if args.doc:
         update_doc(args.doc, text, QUALITY_START, QUALITY_END)
         print(f"updated the quality block of {args.doc}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

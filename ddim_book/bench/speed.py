@@ -3,8 +3,8 @@
 Sections (``--sections`` picks some): ``overhead`` (time of ``ddim_sample`` with S steps / (S x one forward
 pass of the same model at the same batch); 1.00 is the limit), ``sampling`` (images/s of DDIM S = 10, 50 and
 of DDPM; off CUDA the DDPM figure is k steps of its loop, scaled by T/k), ``training`` (images/s and peak
-memory of the Trainer's own step), ``optimisations`` and ``diffusers`` (both in :mod:`ddim_book.bench_diffusers`);
-the report is written by :mod:`ddim_book.bench_report`.
+memory of the Trainer's own step), ``optimisations`` and ``diffusers`` (both in
+:mod:`ddim_book.bench.versus_diffusers`); the report is written by :mod:`ddim_book.bench.report`.
 
 Timings are medians over interleaved repeats (A B A B ...), so slow drift of the machine hits both sides of a
 ratio alike. Each call is timed on two clocks, wall time and the process's CPU time: the CPU clock is the
@@ -13,25 +13,24 @@ steadier one on a machine shared with other jobs; ``--clock`` picks the one the 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import resource
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from ddim_book.bench_args import CLOCKS, SECTIONS, add_arguments
-from ddim_book.bench_report import section, target
-from ddim_book.models.embeddings import prepare_timesteps
+from ddim_book.bench import report
+from ddim_book.bench import versus_diffusers as side
+from ddim_book.bench.args import CLOCKS, SECTIONS
+from ddim_book.bench.report import section, target
+from ddim_book.bench.timing import FixedEps, build_unet, forwards, interleaved, start_noise, variants
 from ddim_book.samplers import ddim_sample, ddpm_sample
 from ddim_book.schedules import NoiseSchedule
 
-__all__ = ["BenchSettings", "add_bench_parser", "interleaved", "main", "run_bench", "run_bench_cli", "time_call"]
+__all__ = ["BenchSettings", "run_bench", "run_bench_cli"]
 
 
 @dataclasses.dataclass
@@ -75,101 +74,6 @@ class BenchSettings:
             raise ValueError(f"sections must be a non-empty subset of {SECTIONS}, got {self.sections!r}")
 
 
-# ----- timing and tables -----------------------------------------------------------------------------
-def time_call(fn, device: torch.device) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of one call ``fn()``, device work included."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
-    sync()
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    sync()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def interleaved(fns: dict, rounds: int, device: torch.device, per_round: dict | None = None) -> dict:
-    """Call the callables of ``fns`` in turn for ``rounds`` rounds (``per_round[name]`` calls of ``name`` each
-    round); returns ``{name: {"wall": median s, "cpu": median s, "n": calls}}``. Warm-up is the caller's job."""
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            times[name] += [time_call(fn, device) for _ in range((per_round or {}).get(name, 1))]
-    return {
-        name: {"wall": statistics.median(w for w, _ in ts), "cpu": statistics.median(c for _, c in ts), "n": len(ts)}
-        for name, ts in times.items()
-    }
-
-
-# ----- what is measured -------------------------------------------------------------------------------
-def build_unet(config_name: str, device: torch.device):
-    """The U-Net of a training config with random (not zero) residual-branch ends, so that eps is not 0.
-
-    Returns (model in eval mode with ``check_inputs = False``, its NoiseSchedule)."""
-    from ddim_book.models import UNet, UNetConfig
-    from ddim_book.training import get_config
-
-    config = get_config(config_name)
-    if config.model_kind != "unet":
-        raise ValueError(f"config must name a U-Net training config (e.g. mnist-small), got {config_name!r}")
-    schedule = NoiseSchedule.from_dict(config.schedule)
-    model = UNet(UNetConfig.from_dict({**config.model, "T": schedule.T}))
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.copy_(0.02 * torch.randn(p.shape, generator=gen))
-    model.check_inputs = False
-    return model.to(device).eval(), schedule
-
-
-def _variants(model, device: torch.device):
-    """(name, model callable): fp32 everywhere; on CUDA also bf16 autocast, + channels_last, + torch.compile."""
-    yield "fp32", model
-    if device.type != "cuda":
-        return
-    import copy
-
-    def autocast(net, channels_last=False):
-        def run(x, t):
-            x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return net(x, t)
-
-        return run
-
-    yield "bf16 autocast", autocast(model)
-    model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    yield "bf16 + channels_last", autocast(model_cl, True)
-    yield "bf16 + channels_last + compile", autocast(torch.compile(model_cl), True)
-
-
-class FixedEps:
-    """A model that costs next to nothing: the U-Net's own handling of t (range check included when
-    ``check_inputs``), then a fixed epsilon (``net(x, T // 2)``, computed once). A sampler driving it spends
-    only its own time per step."""
-
-    def __init__(self, net, x: torch.Tensor, T: int):
-        self.T, self.check_inputs = T, False
-        with torch.inference_mode():
-            self.eps = net(x, torch.full((x.shape[0],), T // 2, dtype=torch.long, device=x.device))
-
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        prepare_timesteps(t, x.shape[0], self.T, x.device, self.check_inputs)
-        return self.eps
-
-
-def start_noise(model, batch: int, device: torch.device, seed: int = 0) -> torch.Tensor:
-    """x_T ~ N(0, I), float32 (batch, C, H, W) for ``model``: the same numbers for a seed on every device."""
-    c, s = model.config.in_channels, model.config.image_size
-    return torch.randn((batch, c, s, s), generator=torch.Generator().manual_seed(seed)).to(device)
-
-
-@torch.inference_mode()
-def forwards(model, x: torch.Tensor, t: torch.Tensor, n: int = 1) -> None:
-    """``n`` forward passes ``model(x, t)`` and nothing else: the limit a sampler is measured against."""
-    for _ in range(n):
-        model(x, t)
-
-
 # ----- sections -----------------------------------------------------------------------------------------
 def bench_sampling(model, schedule, s: BenchSettings, device) -> dict:
     """Sections ``overhead`` and ``sampling`` for every variant the device offers, from one x_T."""
@@ -179,7 +83,7 @@ def bench_sampling(model, schedule, s: BenchSettings, device) -> dict:
     ddpm_schedule = schedule if k == schedule.T else NoiseSchedule(schedule.betas[1 : k + 1])  # the loop, k steps
     note = "" if k == schedule.T else f"estimate: {k} steps of the DDPM loop timed, x {schedule.T}/{k}"
     overhead, rows, checks = [], [], []
-    for name, net in _variants(model, device):
+    for name, net in variants(model, device):
         ddim_sample(net, schedule, x_T, steps=2, progress=False)  # warm-up: allocator, cuDNN, compilation
         free = FixedEps(net, x_T, schedule.T)
         fns = {
@@ -263,8 +167,6 @@ def run_bench(settings: BenchSettings, out_dir="runs/bench", command: str = "", 
 
     With ``merge``, sections that an earlier run left in ``out_dir/bench.json`` stay in the report (each section
     records the run that measured it). The global torch RNG is left as it was found."""
-    from ddim_book import bench_diffusers as side
-    from ddim_book import bench_report as report
     from ddim_book.training.distributed import resolve_device
 
     if not isinstance(settings, BenchSettings):
@@ -276,7 +178,7 @@ def run_bench(settings: BenchSettings, out_dir="runs/bench", command: str = "", 
         torch.set_num_threads(settings.threads)
     path, rng = Path(out_dir) / "bench.json", torch.random.get_rng_state()
     results = json.loads(path.read_text()) if merge and path.exists() else {}
-    run, measured, this = report.run_info(device, settings, command), {}, sys.modules[__name__]
+    run, measured = report.run_info(device, settings, command), {}
     torch.manual_seed(0)
     try:
         model, schedule = build_unet(settings.config, device)
@@ -286,9 +188,9 @@ def run_bench(settings: BenchSettings, out_dir="runs/bench", command: str = "", 
         if "training" in settings.sections:
             measured["training"] = bench_training(settings, device)
         if "optimisations" in settings.sections:
-            measured["optimisations"] = side.bench_optimisations(model, schedule, settings, device, this)
+            measured["optimisations"] = side.bench_optimisations(model, schedule, settings, device)
         if "diffusers" in settings.sections:
-            measured["diffusers"] = side.bench_diffusers(model, schedule, settings, device, this)
+            measured["diffusers"] = side.bench_diffusers(model, schedule, settings, device)
     finally:
         torch.random.set_rng_state(rng)
     run["load_average_end"] = report.load_average()
@@ -301,17 +203,8 @@ def run_bench(settings: BenchSettings, out_dir="runs/bench", command: str = "", 
     return results
 
 
-def add_bench_parser(subparsers) -> argparse.ArgumentParser:
-    """Add the ``bench`` sub-command (its options, ``func=run_bench_cli``) to ``parser.add_subparsers()``."""
-    p = subparsers.add_parser("bench", help="time the samplers and the trainer against their limits and diffusers")
-    add_arguments(p)
-    p.set_defaults(func=run_bench_cli)
-    return p
-
-
 def run_bench_cli(args) -> int:
     """``ddim-book bench``: measure, print the Markdown report, say where the files went."""
-    from ddim_book import bench_report as report
 
     options = {"batch": args.batch, "steps": args.steps, "repeats": args.repeats, "train_batch": args.train_batch}
     sections = tuple(s.strip() for s in args.sections.split(",")) if args.sections else SECTIONS
@@ -333,20 +226,3 @@ def run_bench_cli(args) -> int:
         print(f"updated the results block of {args.doc}")
     print(f"wrote {Path(args.out_dir) / 'bench.json'} and {Path(args.out_dir) / 'bench.md'}")
     return 0
-
-
-def main(argv=None) -> int:
-    """``python -m ddim_book.bench [options]``: the same as ``ddim-book bench [options]``."""
-    p = argparse.ArgumentParser(prog="ddim-book bench", description=__doc__.splitlines()[0])
-    add_arguments(p)
-    try:
-        args = p.parse_args(argv)
-        args.command_line = " ".join(["ddim-book bench", *(sys.argv[1:] if argv is None else argv)])
-        return run_bench_cli(args)
-    except (ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from ddim_book._io import atomic_write_text
+
 DOC_START, DOC_END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 
@@ -110,4 +112,4 @@ def update_doc(path, text: str, start: str = DOC_START, end: str = DOC_END) -> N
     if start not in doc or end not in doc:
         raise ValueError(f"{path} must contain the lines {start} and {end} around the results block")
     before, rest = doc.split(start, 1)
-    path.write_text(f"{before}{start}\n{text}\n{end}{rest.split(end, 1)[1]}")
+    atomic_write_text(path, f"{before}{start}\n{text}\n{end}{rest.split(end, 1)[1]}")
