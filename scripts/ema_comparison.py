@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     text = render(score(args.run, args.n))
     print(text)
     if args.doc:
-        from ddim_book.bench_report import update_doc
+        from ddim_book.bench.report import update_doc
 
         update_doc(args.doc, text, "<!-- ema-results:start -->", "<!-- ema-results:end -->")
     return 0

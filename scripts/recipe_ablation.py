@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     text = render(result)
     print(text)
     if args.doc:
-        from ddim_book.bench_report import update_doc
+        from ddim_book.bench.report import update_doc
 
         update_doc(args.doc, text, START, END)
     return 0
