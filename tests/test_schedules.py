@@ -1,5 +1,6 @@
 """NoiseSchedule: indexing convention, closed forms, the forward marginal and the DDPM posterior."""
 
+import json
 import math
 
 import numpy as np
@@ -35,11 +36,76 @@ def test_cosine_schedule_follows_improved_ddpm():
     assert bool((s.alpha_bars[1:] < s.alpha_bars[:-1]).all())
 
 
+def test_quadratic_schedule_matches_an_independent_float64_reference():
+    """sqrt(beta_t) evenly spaced from sqrt(beta_1) to sqrt(beta_T), as in the DDPM/DDIM code's "quad" option."""
+    s = NoiseSchedule.quadratic(T=1000, beta_start=1e-4, beta_end=0.02)
+    assert s.T == 1000 and s.betas.dtype == torch.float64 and s.betas.shape == (1001,)
+    assert s.betas[0] == 0 and s.alpha_bars[0] == 1
+    reference = np.linspace(np.sqrt(1e-4), np.sqrt(0.02), 1000, dtype=np.float64) ** 2
+    np.testing.assert_allclose(s.betas[1:].numpy(), reference, rtol=1e-13)
+    np.testing.assert_allclose(s.alpha_bars[1:].numpy(), np.cumprod(1 - reference), rtol=1e-12)
+    assert s.betas[1].item() == pytest.approx(1e-4, rel=1e-12)
+    assert s.betas[1000].item() == pytest.approx(0.02, rel=1e-12)
+    # sum of (a + k h)^2 over k = 0..T-1, in closed form
+    a, h, T = 0.01, (math.sqrt(0.02) - 0.01) / 999, 1000
+    closed_sum = T * a**2 + 2 * a * h * T * (T - 1) / 2 + h**2 * (T - 1) * T * (2 * T - 1) / 6
+    assert s.betas.sum().item() == pytest.approx(closed_sum, rel=1e-12)
+    # small case by hand: sqrt(betas) = 0.01, 0.055, 0.1
+    small = NoiseSchedule.quadratic(T=3, beta_start=1e-4, beta_end=0.01)
+    np.testing.assert_allclose(small.betas[1:].numpy(), [1e-4, 0.055**2, 1e-2], rtol=1e-12)
+
+
+def test_quadratic_lies_between_linear_in_beta_and_keeps_more_signal():
+    """For the same endpoints, (convex combination)^2 <= convex combination: each beta_t is at most the linear one."""
+    quad, lin = NoiseSchedule.quadratic(), NoiseSchedule.linear()
+    assert bool((quad.betas[2:-1] < lin.betas[2:-1]).all())
+    assert bool((quad.alpha_bars[2:] > lin.alpha_bars[2:]).all())
+    assert quad.alpha_bars[1000].item() == pytest.approx(7.334e-4, rel=1e-3)
+
+
+def test_quadratic_dict_round_trip_and_single_step():
+    s = NoiseSchedule.quadratic(T=20, beta_start=1e-3, beta_end=0.3)
+    d = s.to_dict()
+    assert d == {"kind": "quadratic", "T": 20, "beta_start": 1e-3, "beta_end": 0.3}
+    again = NoiseSchedule.from_dict(json.loads(json.dumps(d)))
+    assert torch.equal(again.betas, s.betas)
+    assert "quadratic" in repr(s)
+    assert NoiseSchedule.quadratic(T=1, beta_start=1e-4, beta_end=0.02).betas.tolist() == [0.0, 0.02]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"beta_start": 0.0}, ValueError, r"beta_start must lie strictly inside \(0, 1\), got 0\.0"),
+        ({"beta_end": 1.0}, ValueError, r"beta_end must lie strictly inside \(0, 1\)"),
+        ({"beta_start": -1e-4}, ValueError, "beta_start"),
+        ({"beta_end": float("nan")}, ValueError, "beta_end"),
+        ({"beta_start": "1e-4"}, TypeError, "beta_start must be a real number"),
+        ({"beta_end": True}, TypeError, "beta_end must be a real number"),
+        ({"T": 0}, ValueError, r"T must be in 1\.\."),
+        ({"T": 10.0}, TypeError, "T must be an integer"),
+    ],
+)
+def test_quadratic_refuses_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        NoiseSchedule.quadratic(**{"T": 10, "beta_start": 1e-4, "beta_end": 0.02, **kwargs})
+
+
+def test_unknown_kind_names_the_kinds():
+    with pytest.raises(ValueError, match="'quadratic'"):
+        NoiseSchedule.from_dict({"kind": "sigmoid", "T": 10})
+
+
 def test_from_alpha_bars_round_trip_and_dict():
     s = NoiseSchedule.linear(T=50, beta_start=1e-3, beta_end=0.2)
     r = NoiseSchedule.from_alpha_bars(s.alpha_bars)
     torch.testing.assert_close(r.betas, s.betas, rtol=1e-10, atol=1e-14)
-    for built in (NoiseSchedule.linear(T=7), NoiseSchedule.cosine(T=7), NoiseSchedule([0.1, 0.2, 0.3])):
+    for built in (
+        NoiseSchedule.linear(T=7),
+        NoiseSchedule.quadratic(T=7),
+        NoiseSchedule.cosine(T=7),
+        NoiseSchedule([0.1, 0.2, 0.3]),
+    ):
         again = NoiseSchedule.from_dict(built.to_dict())
         assert torch.equal(again.alpha_bars, built.alpha_bars)
 

@@ -122,13 +122,12 @@ def scheduler_sample(model, scheduler, x_T: torch.Tensor) -> torch.Tensor:
 def _train_step(net, config, schedule, x0: torch.Tensor):
     """One AdamW step on L_simple (DDPM eq. (14)) with the config's lr and clipping: the same for both U-Nets."""
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sqrt_ab = schedule.alpha_bars.sqrt().float().to(x0.device)
-    sqrt_1m = (1 - schedule.alpha_bars).sqrt().float().to(x0.device)
+    schedule.validate = False  # t is drawn in 1..T below; checking it on a GPU would sync every step
 
     def step():
         t = torch.randint(1, schedule.T + 1, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
-        x_t = sqrt_ab[t].view(-1, 1, 1, 1) * x0 + sqrt_1m[t].view(-1, 1, 1, 1) * noise
+        x_t = schedule.q_sample(x0, t, noise)  # DDPM eq. (4)
         with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=x0.device.type == "cuda"):
             loss = F.mse_loss(net(x_t, t).float(), noise)
         opt.zero_grad(set_to_none=True)

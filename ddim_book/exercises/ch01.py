@@ -3,6 +3,7 @@
     from ddim_book.exercises import ch01
     ch01.check_q_sample(my_q_sample)        # my_q_sample(x0, t, noise) -> x_t, DDPM eq. (4)
     ch01.check_alpha_bars(my_alpha_bars)    # my_alpha_bars(betas) -> alpha_bars, length T + 1
+    ch01.check_quadratic_betas(my_betas)    # my_betas(T, beta_start, beta_end) -> beta_1..beta_T, quadratic
 
 Each check calls the reader's function on a fixed set of cases and compares it with
 :class:`ddim_book.schedules.NoiseSchedule`; it raises :class:`ExerciseError` naming the first case
@@ -18,7 +19,7 @@ import torch
 from ddim_book.exercises._core import ExerciseError, _describe, compare
 from ddim_book.schedules import NoiseSchedule
 
-__all__ = ["check_alpha_bars", "check_q_sample", "positional", "schedule_or_default"]
+__all__ = ["check_alpha_bars", "check_q_sample", "check_quadratic_betas", "positional", "schedule_or_default"]
 
 
 def schedule_or_default(schedule: NoiseSchedule | None) -> NoiseSchedule:
@@ -105,5 +106,36 @@ def check_alpha_bars(fn: Callable) -> str:
         hint=(
             "alpha_bars[t] = (1 - beta_1) * ... * (1 - beta_t) is a cumulative product (torch.cumprod), "
             "and the book's arrays have length T + 1 with alpha_bars[0] = 1 (nothing has been multiplied yet)."
+        ),
+    )
+
+
+def _quadratic_cases() -> list[tuple[str, dict]]:
+    return [
+        ("DDPM's endpoints, T = 1000", {"T": 1000, "beta_start": 1e-4, "beta_end": 0.02}),
+        ("T = 10 from 1e-3 to 0.2", {"T": 10, "beta_start": 1e-3, "beta_end": 0.2}),
+        ("T = 2 from 0.01 to 0.04", {"T": 2, "beta_start": 0.01, "beta_end": 0.04}),
+        ("T = 1000 from 8.5e-4 to 0.012", {"T": 1000, "beta_start": 8.5e-4, "beta_end": 0.012}),
+    ]
+
+
+def check_quadratic_betas(fn: Callable) -> str:
+    """Grade ``fn(T, beta_start, beta_end) -> betas``, the quadratic schedule (chapter 1, section 4).
+
+    The answer is a tensor (T,) holding beta_1..beta_T with sqrt(beta_t) evenly spaced from
+    sqrt(beta_start) to sqrt(beta_end), as :meth:`NoiseSchedule.quadratic` (``.betas[1:]``); float32
+    answers pass too (relative tolerance 1e-6). Returns the "passed" message; raises ExerciseError.
+    """
+    return compare(
+        "check_quadratic_betas",
+        positional("check_quadratic_betas", fn, "T", "beta_start", "beta_end"),
+        lambda T, beta_start, beta_end: NoiseSchedule.quadratic(T, beta_start, beta_end).betas[1:],
+        _quadratic_cases(),
+        rtol=1e-6,
+        atol=1e-12,
+        hint=(
+            "the square roots are evenly spaced, not the betas: take T evenly spaced points from "
+            "sqrt(beta_start) to sqrt(beta_end) (both ends included, torch.linspace) and square them; "
+            "the result has T entries, beta_1..beta_T, with no leading 0."
         ),
     )

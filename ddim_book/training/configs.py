@@ -13,7 +13,7 @@ import numbers
 import re
 from dataclasses import dataclass, field
 
-from ddim_book.models import MODEL_KINDS  # one list of the kinds build_model knows
+from ddim_book.models import MODEL_KINDS, UNET_CONFIGS  # one list of the kinds build_model knows, one of networks
 
 __all__ = [
     "CONFIG_NAMES",
@@ -195,14 +195,7 @@ def _mnist_small() -> TrainConfig:
     return TrainConfig(
         name="mnist-small",
         model_kind="unet",
-        model={
-            "base_channels": 16,
-            "channel_mults": [1, 2, 2],
-            "num_res_blocks": 1,
-            "attention_resolutions": [7],
-            "dropout": 0.1,
-            "num_groups": 4,
-        },
+        model=dict(UNET_CONFIGS["mnist-small"]),
         dataset="mnist",
         batch_size=64,
         lr=1e-3,
@@ -235,13 +228,7 @@ def _mnist_tiny() -> TrainConfig:
     return TrainConfig(
         name="mnist-tiny",
         model_kind="unet",
-        model={
-            "base_channels": 8,
-            "channel_mults": [1, 2],
-            "num_res_blocks": 1,
-            "attention_resolutions": [14],
-            "dropout": 0.1,
-        },
+        model=dict(UNET_CONFIGS["mnist-tiny"]),
         dataset="mnist",
         batch_size=16,
         lr=1e-3,

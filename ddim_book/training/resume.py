@@ -14,15 +14,15 @@ import torch
 from ddim_book.checkpoints import CHECKPOINT_FORMAT, FORMAT_VERSION, CheckpointError, load_weights
 from ddim_book.training import distributed
 from ddim_book.training.configs import RESUMABLE_CHANGES, config_differences
-from ddim_book.training.rng import capture_global_rng, derive_seed, seeded_global_rng
+from ddim_book.training.rng import derive_seed, seeded_global_rng
 
 __all__ = ["restore_optimizer", "restore_trainer", "trainer_state"]
 
 
 def trainer_state(trainer) -> dict:
     """The checkpoint dict of a :class:`~ddim_book.training.Trainer` (a collective call under DDP)."""
-    dropout = capture_global_rng(trainer.device) if trainer._rng_active else trainer._dropout_rng
-    mine = {"noise": trainer.noise_generator.get_state(), "dropout": dropout, "device_type": trainer.device.type}
+    mine = {"noise": trainer.noise_generator.get_state(), "dropout": trainer.dropout_rng_state(),
+            "device_type": trainer.device.type}  # fmt: skip
     return {
         "format": CHECKPOINT_FORMAT,
         "version": FORMAT_VERSION,
@@ -90,7 +90,7 @@ def restore_trainer(trainer, state: dict, source="checkpoint") -> None:
     ranks, rank, device = rng["ranks"], trainer.dist.rank, trainer.device
     if len(ranks) == trainer.dist.world_size and ranks[rank]["device_type"] == device.type:
         trainer.noise_generator.set_state(ranks[rank]["noise"])
-        trainer._dropout_rng = ranks[rank]["dropout"]
+        trainer.set_dropout_rng_state(ranks[rank]["dropout"])
         return
     warnings.warn(
         f"{source} was written by {len(ranks)} process(es) on {ranks[0]['device_type']}; resuming with "
@@ -99,4 +99,4 @@ def restore_trainer(trainer, state: dict, source="checkpoint") -> None:
     )
     seed = trainer.config.seed
     trainer.noise_generator.manual_seed(derive_seed(seed, "noise", rank, trainer.step))
-    trainer._dropout_rng = seeded_global_rng(device, derive_seed(seed, "dropout", rank, trainer.step))
+    trainer.set_dropout_rng_state(seeded_global_rng(device, derive_seed(seed, "dropout", rank, trainer.step)))

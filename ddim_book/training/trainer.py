@@ -90,8 +90,7 @@ class Trainer:
         self.ema = EMA(self.model, config.ema_decay)
         self.model.check_inputs = False  # t is drawn in 1..T below; the check would sync every step
         self.optimizer = self._make_optimizer()
-        self._sqrt_ab = self.schedule.alpha_bars.sqrt().float().to(self.device)
-        self._sqrt_one_minus_ab = (1.0 - self.schedule.alpha_bars).sqrt().float().to(self.device)
+        self.schedule.validate = False  # t is drawn in 1..T below; checking it on a GPU would sync every step
 
         self.noise_generator = make_generator(self.device, derive_seed(config.seed, "noise", rank))
         self._dropout_rng = seeded_global_rng(self.device, derive_seed(config.seed, "dropout", rank))
@@ -139,6 +138,14 @@ class Trainer:
         return self.config.lr * min(1.0, (step + 1) / warmup) if warmup else self.config.lr
 
     # ----- one step of DDPM Algorithm 1 -----------------------------------------------------------
+    def dropout_rng_state(self):
+        """The state of the dropout RNG stream: the live global RNG while ``train`` runs, else the parked copy."""
+        return capture_global_rng(self.device) if self._rng_active else self._dropout_rng
+
+    def set_dropout_rng_state(self, state) -> None:
+        """Park ``state`` as the dropout stream that the next ``train`` call continues from."""
+        self._dropout_rng = state
+
     def _train_step(self) -> None:
         cfg = self.config
         lr = self.lr_at(self.step)
@@ -149,8 +156,7 @@ class Trainer:
         t = torch.randint(1, self.schedule.T + 1, (x0.shape[0],), generator=gen, device=gen.device)
         noise = torch.randn(x0.shape, generator=gen, device=gen.device).to(self.device)
         t = t.to(self.device)
-        shape = (-1,) + (1,) * (x0.ndim - 1)
-        x_t = self._sqrt_ab[t].view(shape) * x0 + self._sqrt_one_minus_ab[t].view(shape) * noise  # DDPM eq. (4)
+        x_t = self.schedule.q_sample(x0, t, noise)  # DDPM eq. (4)
         if self.channels_last:
             x_t = x_t.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
