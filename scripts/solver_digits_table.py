@@ -120,10 +120,12 @@ def main(argv=None) -> int:
         "seed": args.seed,
         "cells": old.get("cells", {}) if same_run else {},
         "diffusers": old.get("diffusers", []) if same_run else [],
-        "diffusers_settings": "DPMSolverMultistepScheduler(algorithm_type='dpmsolver', solver_order=2, "
-        "solver_type='heun', timestep_spacing='trailing', lower_order_final=True, final_sigmas_type='sigma_min'); 'zero' is refused for "
-        "this algorithm, so diffusers' last step is first order and ends at its timestep 0 (our t = 1), ours at "
-        "alpha_bar_0 = 1 with a line in sigma",
+        "diffusers_settings": (
+            "DPMSolverMultistepScheduler(algorithm_type='dpmsolver', solver_order=2, solver_type='heun', "
+            "timestep_spacing='trailing', lower_order_final=True, final_sigmas_type='sigma_min'); "
+            "'zero' is refused for this algorithm, so diffusers' last step is first order and ends at its "
+            "timestep 0 (our t = 1), ours at alpha_bar_0 = 1 with a line in sigma"
+        ),
         "torch_threads": torch.get_num_threads(),
     }
 
