@@ -24,7 +24,10 @@ import time
 from pathlib import Path
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-CONFIGS = ("mnist", "mnist-small", "mnist-tiny", "toy-mlp")  # the presets of ddim_book.training.configs
+# The names of ddim_book.training.configs' presets and of ddim_book.subsequences.SPACINGS, written out because
+# importing either would import torch before ``--help`` (tests/test_cli.py keeps them equal).
+CONFIGS = ("mnist", "mnist-small", "mnist-tiny", "toy-mlp")
+SPACINGS = ("uniform", "quadratic", "trailing")
 
 
 class UsageError(Exception):
@@ -203,7 +206,7 @@ def _sampling_args(p: argparse.ArgumentParser, n: int) -> None:
     p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim", help="DDIM eq. (12) or DDPM Algorithm 2")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps S (1..T; default 50); DDPM runs all T")
     p.add_argument("--eta", default="0", help="DDIM eta >= 0, or sigma_hat (default 0)")
-    p.add_argument("--spacing", choices=["uniform", "quadratic", "trailing"], default="uniform",
+    p.add_argument("--spacing", choices=SPACINGS, default="uniform",
                    help="how the S timesteps are spread over 1..T (default uniform; chapter 6)")  # fmt: skip
     p.add_argument("--n", type=int, default=n, help=f"number of images (default {n})")
     p.add_argument("--batch-size", type=int, default=250, help="images per sampler call (default 250)")
@@ -274,13 +277,12 @@ def parser() -> argparse.ArgumentParser:
 def _check(args, p: argparse.ArgumentParser) -> None:
     """Argument checks that argparse cannot express; ``p.error`` exits with code 2."""
     if hasattr(args, "eta"):
-        if args.eta != "sigma_hat":
-            try:
-                args.eta = float(args.eta)
-            except ValueError:
-                p.error(f"--eta must be a number >= 0 or sigma_hat, got {args.eta!r}")
-            if not args.eta >= 0 or args.eta == float("inf"):
-                p.error(f"--eta must be a finite number >= 0, got {args.eta}")
+        from ddim_book.samplers import parse_eta
+
+        try:
+            args.eta = parse_eta(args.eta)
+        except ValueError as err:
+            p.error(f"--{err}")
         for name in ("n", "batch_size", "steps"):
             if getattr(args, name) < 1:
                 p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")

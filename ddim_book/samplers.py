@@ -9,6 +9,8 @@ Papers: DDPM = Ho, Jain & Abbeel (2020); DDIM = Song, Meng & Ermon (2021), arXiv
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 import torch
@@ -31,6 +33,7 @@ __all__ = [
     "ddim_invert",
     "ddpm_sample",
     "dpm_solver_sample",
+    "parse_eta",
     "sigma_hat",
     "slerp",
     "timesteps",
@@ -82,6 +85,21 @@ def _check_eta(eta):
     if eta == "sigma_hat":
         return eta
     return check_finite_nonneg("eta (a number >= 0, or 'sigma_hat')", eta)
+
+
+def parse_eta(value):
+    """eta as the samplers take it, from a number or from text (a command line, a JSON key): ``"sigma_hat"``
+    (DDIM sec. 5.1) or a finite number >= 0 (DDIM eq. (16)). ValueError with one clear line otherwise."""
+    if isinstance(value, str):
+        if value.strip() == "sigma_hat":
+            return "sigma_hat"
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"eta must be a number >= 0 or sigma_hat, got {value!r}") from None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"eta must be a finite number >= 0 or sigma_hat, got {value!r}")
+    return _check_eta(value)
 
 
 def _predict_x0(x_t, eps, alpha_bar_t, clip_x0):
@@ -180,6 +198,24 @@ class Trajectory:
     x0_preds: list[torch.Tensor] = field(default_factory=list)
     timesteps: list[int] = field(default_factory=list)
 
+    @classmethod
+    def start(cls, wanted: bool, x: torch.Tensor, timesteps) -> Trajectory | None:
+        """A trajectory that begins at ``x`` if ``wanted``, else None (the samplers then record nothing)."""
+        return cls(sample=x, xs=[x], timesteps=list(timesteps)) if wanted else None
+
+    def record(self, x: torch.Tensor, x0_pred: torch.Tensor) -> None:
+        """Keep one step's result and the x0 prediction it was made from."""
+        self.xs.append(x)
+        self.x0_preds.append(x0_pred)
+
+
+def _finish(traj: Trajectory | None, x: torch.Tensor):
+    """What a sampler returns: ``x``, or the trajectory ending at it."""
+    if traj is None:
+        return x
+    traj.sample = x
+    return traj
+
 
 @torch.inference_mode()
 def ddim_sample(
@@ -224,7 +260,7 @@ def ddim_sample(
     coefs = [_step_coefs(ab[t], ab[p], eta, t) for t, p in zip(taus, prevs)]
     t_batch = t_batches(taus, x_T)
     x = x_T
-    traj = Trajectory(sample=x_T, xs=[x_T], timesteps=list(reversed(taus))) if return_trajectory else None
+    traj = Trajectory.start(return_trajectory, x_T, reversed(taus))
     with trusted_timesteps(model, schedule.T):
         for i in tqdm(range(len(taus) - 1, -1, -1), desc=f"DDIM S={steps}", disable=not progress, leave=False):
             t, a_t, a_prev = taus[i], ab[taus[i]], ab[prevs[i]]
@@ -236,12 +272,8 @@ def ddim_sample(
             if sigma > 0 and i > 0:
                 x = x + sigma * _noise_like(x, generator)
             if traj is not None:
-                traj.xs.append(x)
-                traj.x0_preds.append(x0_hat)
-    if traj is not None:
-        traj.sample = x
-        return traj
-    return x
+                traj.record(x, x0_hat)
+    return _finish(traj, x)
 
 
 @torch.inference_mode()
@@ -274,7 +306,7 @@ def ddpm_sample(
     ts = list(range(T, 0, -1))
     t_batch = t_batches(ts, x_T)
     x = x_T
-    traj = Trajectory(sample=x_T, xs=[x_T], timesteps=ts) if return_trajectory else None
+    traj = Trajectory.start(return_trajectory, x_T, ts)
     with trusted_timesteps(model, schedule.T):
         for i, t in enumerate(tqdm(ts, desc="DDPM", disable=not progress, leave=False)):
             eps = model(x, t_batch[i])
@@ -286,12 +318,8 @@ def ddpm_sample(
                 mean = c0[t] * x0_hat + ct[t] * x
             x = mean + var[t] ** 0.5 * _noise_like(x, generator) if t > 1 else mean
             if traj is not None:
-                traj.xs.append(x)
-                traj.x0_preds.append(x0_hat)
-    if traj is not None:
-        traj.sample = x
-        return traj
-    return x
+                traj.record(x, x0_hat)
+    return _finish(traj, x)
 
 
 @torch.inference_mode()
@@ -321,7 +349,7 @@ def ddim_invert(
     ab = schedule.alpha_bars.tolist()
     t_batch = t_batches(taus, x0)
     x, a_cur = x0, 1.0
-    traj = Trajectory(sample=x0, xs=[x0], timesteps=list(taus)) if return_trajectory else None
+    traj = Trajectory.start(return_trajectory, x0, taus)
     with trusted_timesteps(model, schedule.T):
         for i in tqdm(range(len(taus)), desc=f"DDIM inversion S={steps}", disable=not progress, leave=False):
             t = taus[i]
@@ -331,9 +359,5 @@ def ddim_invert(
             x = ab[t] ** 0.5 * x0_hat + (1 - ab[t]) ** 0.5 * eps
             a_cur = ab[t]
             if traj is not None:
-                traj.xs.append(x)
-                traj.x0_preds.append(x0_hat)
-    if traj is not None:
-        traj.sample = x
-        return traj
-    return x
+                traj.record(x, x0_hat)
+    return _finish(traj, x)

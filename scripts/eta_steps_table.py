@@ -49,16 +49,11 @@ MIXTURE_ID = "oracle GaussianMixtureOracle.ring_2d(k=8, radius=1.5, std=0.15), l
 
 
 def parse_eta(text: str):
-    """'sigma_hat' or a number >= 0 (DDIM eq. (16) with that eta)."""
-    if text == "sigma_hat":
-        return text
+    """``samplers.parse_eta`` for argparse: 'sigma_hat' or a finite number >= 0 (DDIM eq. (16) with that eta)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"eta must be a number >= 0 or 'sigma_hat', got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"eta must be a finite number >= 0, got {text!r}")
-    return value
+        return samplers.parse_eta(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def eta_label(eta) -> str:

@@ -91,3 +91,26 @@ def test_pretrained_checks_the_manifest(tiny_model, tmp_path):
     (root / "m.pt").unlink()
     with pytest.raises(pretrained.PretrainedError, match="missing"):
         pretrained.load("tiny", root=root)
+
+
+def test_the_cli_lists_every_preset_and_spacing_the_package_knows():
+    """The CLI writes these names out (importing them would import torch before --help); they must not drift."""
+    from ddim_book import cli
+    from ddim_book.subsequences import SPACINGS
+    from ddim_book.training.configs import CONFIG_NAMES
+
+    assert cli.CONFIGS == CONFIG_NAMES and cli.SPACINGS == SPACINGS
+
+
+@pytest.mark.parametrize(
+    "text, want",
+    [("0", 0.0), (" 0.5", 0.5), ("sigma_hat", "sigma_hat"), (1, 1), ("-1", None), ("nan", None), ("x", None)],
+)  # fmt: skip
+def test_parse_eta_is_the_one_reading_of_eta(text, want):
+    from ddim_book.samplers import parse_eta
+
+    if want is None:
+        with pytest.raises(ValueError, match="eta"):
+            parse_eta(text)
+    else:
+        assert parse_eta(text) == want
