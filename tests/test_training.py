@@ -393,7 +393,8 @@ def test_model_file_that_does_not_fit_its_config_names_the_entries(tmp_path):
 
 # ----- devices and outputs ------------------------------------------------------------------------
 def test_bf16_autocast_channels_last_and_sample_grid_on_cpu(tmp_path):
-    config = tiny(total_steps=2, log_every=1, apply_on_cpu=True, sample_every=2, sample_n=4, sample_steps=2)
+    config = tiny(total_steps=2, log_every=1, apply_on_cpu=True, sample_every=2, sample_n=4, sample_steps=2,
+                  bf16=True, channels_last=True)  # fmt: skip
     trainer = Trainer(config, tmp_path, progress=False)
     assert trainer.autocast and trainer.channels_last
     assert trainer.model.input_conv.weight.is_contiguous(memory_format=torch.channels_last)
@@ -401,7 +402,7 @@ def test_bf16_autocast_channels_last_and_sample_grid_on_cpu(tmp_path):
     assert all(0 < r["loss"] < 10 for r in trainer.log.read())
     assert (tmp_path / "samples" / "step_0000002.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     plain = Trainer(tiny(total_steps=2), tmp_path / "plain", progress=False)
-    assert not plain.autocast and not plain.channels_last  # bf16 / channels_last are CUDA-only by default
+    assert not plain.autocast and not plain.channels_last  # off by default, and CUDA-only unless apply_on_cpu
     plain.train()
     assert not (tmp_path / "plain" / "samples").exists()  # sample_every=0
 

@@ -132,7 +132,7 @@ def bench_training(s: BenchSettings, device: torch.device) -> dict:
     steps excluded, and the peak memory: CUDA's allocator peak, or the process's RSS high-water mark."""
     from ddim_book.training import Trainer, get_config
 
-    variants = [{}] if device.type != "cuda" else [{"bf16": False, "channels_last": False}, {}, {"compile": True}]
+    variants = [{}] if device.type != "cuda" else [{}, {"bf16": True, "channels_last": True}, {"compile": True}]
     quiet = {"total_steps": 10**9, "log_every": 10**9, "ckpt_every": 0, "sample_every": 0}
     batch = {"batch_size": s.train_batch} if s.train_batch else {}
     rows = []

@@ -73,7 +73,10 @@ class TrainConfig:
         seed: fixes initialisation, data order, timesteps, noise and dropout.
         device: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
         bf16, channels_last: bf16 autocast and channels-last memory layout, on CUDA only unless
-            ``apply_on_cpu`` (which exists to test those code paths; they rarely help on a CPU).
+            ``apply_on_cpu`` (which exists to test those code paths; they rarely help on a CPU). Off by
+            default: on an H200 the mnist-small U-Net at batch 64 trained at about 2,200 images/s in float32
+            and about 1,700 with both on; they pay only for networks and batches large enough to be limited
+            by arithmetic (measure with ``ddim-book bench --device cuda``).
         compile: wrap the model in ``torch.compile``.
     """
 
@@ -97,8 +100,8 @@ class TrainConfig:
     sample_n: int = 64
     seed: int = 0
     device: str = "auto"
-    bf16: bool = True
-    channels_last: bool = True
+    bf16: bool = False
+    channels_last: bool = False
     apply_on_cpu: bool = False
     compile: bool = False
 
