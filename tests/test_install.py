@@ -32,3 +32,12 @@ def test_the_wheel_carries_the_data_and_runs_from_another_folder(tmp_path):
     done = subprocess.run([sys.executable, "-s", *args], cwd=work, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (work / "digits.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """A subpackage missing from pyproject.toml's list works in a clone and is absent from the wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(REPO).parts) for init in (REPO / "ddim_book").rglob("__init__.py")}
+    assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages in pyproject.toml"
