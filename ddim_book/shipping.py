@@ -45,6 +45,7 @@ LIMITS = (
     "The weights are stored in float16 and computed in float32; on a GPU, TF32 convolutions change samples "
     "slightly against the CPU's.",
     "Quality depends on the sampler: compare the S=10 and S=50 rows, and chapter 6's eta x S table.",
+    "How the quality grows when the same recipe trains longer: BENCHMARKS.md, 'Training longer'.",
 )
 
 

@@ -1,0 +1,126 @@
+"""Sample quality of the ``mnist`` recipe as training goes on: the EMA of saved trainer checkpoints, scored alike.
+
+    cp runs/mnist/last.pt runs/mnist_s18000.pt        # keep a copy of the run's state at each point of interest
+    python scripts/learning_curve.py runs/mnist_s18000.pt runs/mnist_s24904.pt ... [--doc BENCHMARKS.md]
+
+Each checkpoint's EMA model draws n = 1000 digits with DDIM (eta = 0) at S = 50 and S = 10 from x_T seed 0, the
+setting of the model card, scored by ``evaluation.score_digits`` against the 1,000 held-out digits (FLD with its 95%
+bootstrap interval, the classifier's confidence, the class shares). Writes ``data/results/learning_curve_mnist.json``
+(one row per training step, kept across calls: rows of steps already there are not recomputed) and, with ``--doc``,
+the learning-curve block of that Markdown file. A corrupt file is reported with the command that rebuilds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ddim_book._io import atomic_write_text
+from ddim_book.bench.report import update_doc
+from ddim_book.checkpoints import load_checkpoint, load_weights
+from ddim_book.evaluation import generate, score_digits
+from ddim_book.models import build_model
+from ddim_book.schedules import NoiseSchedule
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "data" / "results" / "learning_curve_mnist.json"
+START, END = "<!-- learning-curve:start -->", "<!-- learning-curve:end -->"
+STEPS = (50, 10)
+
+
+def read_cache(path: Path) -> dict:
+    """The cached record, or an empty one; a clear error naming the rebuilding command if it is corrupt."""
+    if not path.exists():
+        return {"rows": []}
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not isinstance(record.get("rows"), list):
+            raise ValueError("not a learning-curve record")
+        return record
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SystemExit(
+            f"error: {path} is corrupt ({err}); delete it and rebuild it with: python scripts/learning_curve.py CKPT..."
+        ) from None
+
+
+def score_checkpoint(path: Path, n: int = 1000, seed: int = 0) -> dict:
+    """The EMA model of the trainer checkpoint ``path`` scored at S = 50 and 10 (DDIM, eta = 0, x_T seed ``seed``)."""
+    state = load_checkpoint(path)
+    model = build_model(state["model_kind"], **state["model_config"])
+    load_weights(model, state["ema"]["weights"], what=f"the EMA of {path}")
+    model.eval().check_inputs = False
+    schedule = NoiseSchedule.from_dict(state["schedule"])
+    row = {"step": state["step"], "images_seen": state["step"] * state["config"]["batch_size"], "n": n, "seed": seed}
+    row["config"] = state["config"]["name"]
+    for S in STEPS:
+        start = time.perf_counter()
+        scores = score_digits(generate(model, schedule, n, steps=S, seed=seed), seed=seed)
+        row[f"S{S}"] = {key: scores[key] for key in ("fld", "fld_low", "fld_high", "real_fld", "fld_ratio", "confidence")}
+        row[f"S{S}"] |= {"class_share_min": min(scores["class_shares"]), "class_share_max": max(scores["class_shares"])}
+        row[f"S{S}"]["seconds"] = round(time.perf_counter() - start, 1)
+    return row
+
+
+def render(record: dict) -> str:
+    """The learning-curve table as Markdown."""
+    rows = sorted(record["rows"], key=lambda r: r["step"])
+    lines = [
+        f"The `mnist` recipe's EMA model at several points of one run; DDIM eta = 0, n = {rows[0]['n']} digits from x_T "
+        f"seed {rows[0]['seed']}, against the 1,000 held-out digits (real digits: FLD {rows[0]['S50']['real_fld']:.2f}).",
+        "",
+        "| training step | images seen | FLD, S = 50 [95% interval] | FLD / real | confidence, S = 50 | FLD, S = 10 "
+        "[95% interval] | confidence, S = 10 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        a, b = r["S50"], r["S10"]
+        lines.append(
+            f"| {r['step']:,} | {r['images_seen']:,} | {a['fld']:.2f} [{a['fld_low']:.2f}, {a['fld_high']:.2f}] | "
+            f"{a['fld_ratio']:.2f} | {a['confidence']:.3f} | {b['fld']:.2f} [{b['fld_low']:.2f}, {b['fld_high']:.2f}] | "
+            f"{b['confidence']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="trainer checkpoints (last.pt copies) of one run")
+    parser.add_argument("--doc", type=Path, help="replace the learning-curve block of this Markdown file")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.checkpoints if not p.is_file()]
+    if missing:
+        parser.error(f"no such checkpoint: {', '.join(missing)}")
+    if args.doc and (not args.doc.is_file() or START not in args.doc.read_text()):
+        parser.error(f"--doc {args.doc} must be a file with the lines {START} and {END}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    record = read_cache(args.out)
+    record |= {"description": "sample quality of the mnist recipe's EMA model against training steps, one run",
+               "command": "python scripts/learning_curve.py " + " ".join(str(p) for p in args.checkpoints)}  # fmt: skip
+    done = {r["step"] for r in record["rows"]}
+    for path in args.checkpoints:
+        step = load_checkpoint(path)["step"]
+        if step in done:
+            continue
+        row = score_checkpoint(path)
+        record["rows"] = sorted([*record["rows"], row], key=lambda r: r["step"])
+        done.add(step)
+        atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+        print(f"step {step:,}: FLD {row['S50']['fld']:.2f} (S = 50), {row['S10']['fld']:.2f} (S = 10)", flush=True)
+    text = render(record)
+    print(text)
+    if args.doc:
+        update_doc(args.doc, text, START, END)
+        print(f"updated the learning-curve block of {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
