@@ -97,10 +97,15 @@
 # autocast and channels-last layout; several GPUs through `torchrun`). Moving a chapter's own computations to a GPU
 # gives the same results up to rounding, but the checked cells compare printed digits, so keep the CPU when testing.
 #
-# **Exercises.** Each chapter ends with exercises. Most come with a grader in `ddim_book.exercises.chNN`: write your
-# function, call e.g. `ch01.check_q_sample(my_q_sample)`, and it either says "all cases passed" or names the first case
-# that failed, what was expected and what came back. The exercise cells in the book run each grader on the
-# package's own reference, so you can see what a pass looks like before swapping in your function.
+# **Exercises.** Each chapter ends with exercises, numbered N.k (chapter N, exercise k; A.k and B.k in the appendices)
+# and marked *code* or *pen and paper*. A code exercise is a pair of cells. The **exercise cell** holds a stub for you
+# to fill in (its body is `return ...`) and a call of its grader from `ddim_book.exercises`, e.g.
+# `ch01.check_q_sample(my_q_sample)`; while the stub is unfilled the grader prints "Exercise 1.1 not attempted yet: fill
+# in my_q_sample, then run this cell again." A right answer prints "all cases passed"; a wrong one stops at the first
+# case that failed, with what was expected and what came back. The **solution cell** after it holds a worked answer
+# that the same grader passes. Pen-and-paper exercises are answered in appendix C. The two kinds of cell are tagged
+# `exercise` and `solution` in the notebooks, and `python scripts/student_version.py OUT` writes a copy of the book
+# without the solution cells and without outputs, for a course: it still runs top to bottom.
 
 # %% [markdown]
 # ## The package `ddim_book`
@@ -273,10 +278,9 @@ print(
 # | $s_\theta$ | the score network, $s_\theta(x_t, t) \approx \nabla_{x_t} \log q_t(x_t)$ | ch. 8 |
 # | `s` (code) | a `NoiseSchedule`, as in `model, s = pretrained.load("mnist")` | ch. 0, 4, 7 |
 # | $\epsilon$ | standard normal noise, and $\epsilon_\theta$ the network's prediction of it | every chapter |
-# | $\epsilon$ | the base step size of annealed Langevin dynamics, $\alpha_i = \epsilon\, v_i / v_L$ | ch. 8 |
 # | $\alpha_t$ | $1 - \beta_t$ (DDPM's and the book's) | every chapter |
 # | $\alpha_t$ (quoted) | the DDIM paper's $\bar\alpha_t$; the DPM-Solver paper's $\sqrt{\bar\alpha_t}$ | ch. 0, 5; ch. 9 |
-# | $\alpha_i$ | the step size of annealed Langevin dynamics at level $i$ (NCSN's notation) | ch. 8 |
+# | $\delta$, $\delta_i$ | the step size of Langevin dynamics, at level $i$ of the annealed ladder $\delta_i = \delta_0\, v_i / v_L$ (NCSN's $\alpha_i$ and $\epsilon$, renamed here) | ch. 8 |
 # | $\lambda_t$ | the weight of term $t$ in a loss: the variational bound's, and denoising score matching's | ch. 3; ch. 8 |
 # | $\lambda_t$ | the coefficient of $x_0$ in the mean of $q_\sigma(x_{t-1} \mid x_t, x_0)$, next to $\kappa_t$ | ch. 5 |
 # | $\lambda$ | the interpolation weight of lerp and slerp | ch. 7 |

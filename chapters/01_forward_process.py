@@ -374,37 +374,61 @@ for t in recorded:
 #
 # ## Exercises
 #
-# **Exercise 1.1 (code).** Write `my_q_sample(x0, t, noise)` that returns $\sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ for
-# DDPM's linear schedule, for `x0` of shape (B, ...) and `t` either an int or an int64 tensor of shape (B,). Check it with
-# `ch01.check_q_sample(my_q_sample)`. The cell below runs the grader on the package's own `s.q_sample`.
+# **1.1 (code).** Write `my_q_sample(x0, t, noise)` that returns $\sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ for
+# DDPM's linear schedule `s`, for `x0` of shape (B, ...) and `t` either an int or an int64 tensor of shape (B,). Fill in the
+# exercise cell and run it: `ch01.check_q_sample` grades your function. The solution cell after it holds a worked answer.
 
-# %%
+
+# %% tags=["exercise"]
+def my_q_sample(x0, t, noise):
+    # alpha_bar_t from s.alpha_bars, shaped (B, 1, ..., 1) for a tensor t so that it broadcasts over x0
+    return ...
+
+
+result = ch01.check_q_sample(my_q_sample)
+
+
+# %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
-# def my_q_sample(x0, t, noise):
-#     ab = ...                    # alpha_bar_t from s.alpha_bars, shaped to broadcast over x0
-#     return ...
-# ch01.check_q_sample(my_q_sample)
-result = ch01.check_q_sample(s.q_sample)
+def my_q_sample(x0, t, noise):
+    ab = s.alpha_bars[t].to(x0.dtype)
+    if ab.ndim == 1:  # one t per sample: (B,) -> (B, 1, ..., 1)
+        ab = ab.reshape(-1, *([1] * (x0.ndim - 1)))
+    return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+
+result = ch01.check_q_sample(my_q_sample)
 
 # %% [markdown]
-# **Exercise 1.2 (code).** Write `my_alpha_bars(betas)` that takes the $T$ values $\beta_1, \dots, \beta_T$ (a float64 tensor) and returns
+# **1.2 (code).** Write `my_alpha_bars(betas)` that takes the $T$ values $\beta_1, \dots, \beta_T$ (a float64 tensor) and returns
 # the tensor $(\bar\alpha_0, \bar\alpha_1, \dots, \bar\alpha_T)$ of length $T + 1$, with $\bar\alpha_0 = 1$ as in `NoiseSchedule.alpha_bars`.
 
-# %%
+
+# %% tags=["exercise"]
+def my_alpha_bars(betas):
+    return ...
+
+
+result = ch01.check_alpha_bars(my_alpha_bars)
+
+
+# %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
-# def my_alpha_bars(betas):
-#     ...
-# ch01.check_alpha_bars(my_alpha_bars)
-result = ch01.check_alpha_bars(lambda betas: NoiseSchedule(betas).alpha_bars)
+def my_alpha_bars(betas):
+    products = torch.cumprod(1 - betas, dim=0)  # alpha_bar_1 .. alpha_bar_T
+    return torch.cat([torch.ones(1, dtype=betas.dtype), products])  # alpha_bar_0 = 1: nothing multiplied yet
+
+
+result = ch01.check_alpha_bars(my_alpha_bars)
 
 # %% [markdown]
-# **Exercise 1.3 (pen and paper).** The SNR crosses 1 where $\bar\alpha_t = 1/2$. (a) For the cosine schedule, ignoring the clipping
+# **1.3 (pen and paper).** The SNR crosses 1 where $\bar\alpha_t = 1/2$. (a) For the cosine schedule, ignoring the clipping
 # (which only touches $t = T$), solve $f(t)/f(0) = 1/2$ for $t$ in closed form. (b) For the linear schedule, use
 # $\log(1 - \beta) \approx -\beta$ to turn $\bar\alpha_t = 1/2$ into a quadratic equation in $t$ and solve it. (c) Which schedule
-# reaches "more noise than signal" earlier, and by how much? The cell below reads the exact crossing off the package's
-# schedules, so you can compare your answers.
+# reaches "more noise than signal" earlier, and by how much? The worked solution is in appendix C; the solution cell
+# below reads the exact crossing off the package's schedules.
 
-# %%
+# %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
 for name, sched in (("linear", s), ("cosine", cosine)):
     first = int(torch.nonzero(sched.snr()[1:] < 1)[0]) + 1
@@ -413,13 +437,14 @@ for name, sched in (("linear", s), ("cosine", cosine)):
     )
 
 # %% [markdown]
-# **Exercise 1.4 (pen and paper).** (a) Show that if every pixel of the data has variance $v$, then every pixel of $x_t$ has
+# **1.4 (pen and paper).** (a) Show that if every pixel of the data has variance $v$, then every pixel of $x_t$ has
 # variance $\bar\alpha_t v + 1 - \bar\alpha_t$, so the forward process never leaves the interval between $v$ and 1.
 # Contrast this with adding noise without shrinking, $x_t = x_0 + \sigma_t \epsilon$ (the "variance exploding" process of
 # Song & Ermon 2019, chapter 8). (b) Find the constant $\beta$ for which $T = 1000$ steps give the same $\bar\alpha_T$ as
-# the linear schedule, and the $t$ at which its SNR crosses 1. The cell below computes (b) numerically.
+# the linear schedule, and the $t$ at which its SNR crosses 1. Worked solution: appendix C; the solution cell below
+# computes (b) numerically.
 
-# %%
+# %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
 beta_const = 1 - s.alpha_bars[s.T].item() ** (1 / s.T)
 constant = NoiseSchedule(torch.full((s.T,), beta_const, dtype=torch.float64))
@@ -428,22 +453,32 @@ assert abs(constant.alpha_bars[s.T].item() / s.alpha_bars[s.T].item() - 1) < 1e-
 print(f"constant beta = {beta_const:.6f}; its SNR falls below 1 at t = {crossing}")
 
 # %% [markdown]
-# **Exercise 1.5 (code, then pen and paper).** (a) Write `my_quadratic_betas(T, beta_start, beta_end)` returning the $T$ values
-# $\beta_1, \dots, \beta_T$ of the quadratic schedule of section 4 as a tensor of shape $(T,)$, and check it with
-# `ch01.check_quadratic_betas(my_quadratic_betas)`. (b) With $\log \bar\alpha_T \approx -\sum_t \beta_t$ and the sum formula of section 4,
-# predict $\bar\alpha_T$ for DDPM's endpoints $10^{-4}$ and $0.02$. Is the prediction too high or too low, and what does the next
-# term of $\log(1 - \beta) = -\beta - \beta^2/2 - \dots$ change? The second cell compares both predictions with the package.
+# **1.5 (code, then pen and paper).** (a) Write `my_quadratic_betas(T, beta_start, beta_end)` returning the $T$ values
+# $\beta_1, \dots, \beta_T$ of the quadratic schedule of section 4 as a tensor of shape $(T,)$; `ch01.check_quadratic_betas`
+# grades it. (b) With $\log \bar\alpha_T \approx -\sum_t \beta_t$ and the sum formula of section 4, predict $\bar\alpha_T$ for
+# DDPM's endpoints $10^{-4}$ and $0.02$. Is the prediction too high or too low, and what does the next term of
+# $\log(1 - \beta) = -\beta - \beta^2/2 - \dots$ change? Worked solution of (b): appendix C; the second solution cell compares
+# both predictions with the package.
 
-# %%
+
+# %% tags=["exercise"]
+def my_quadratic_betas(T, beta_start, beta_end):
+    return ...
+
+
+result = ch01.check_quadratic_betas(my_quadratic_betas)
+
+
+# %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
-# def my_quadratic_betas(T, beta_start, beta_end):
-#     ...
-# ch01.check_quadratic_betas(my_quadratic_betas)
-result = ch01.check_quadratic_betas(
-    lambda T, beta_start, beta_end: NoiseSchedule.quadratic(T, beta_start, beta_end).betas[1:]
-)
+def my_quadratic_betas(T, beta_start, beta_end):
+    roots = torch.linspace(beta_start**0.5, beta_end**0.5, T, dtype=torch.float64)  # sqrt(beta) evenly spaced
+    return roots**2
 
-# %%
+
+result = ch01.check_quadratic_betas(my_quadratic_betas)
+
+# %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
 sum_beta = formulas["quadratic"]
 sum_beta_sq = (quadratic.betas**2).sum().item()

@@ -413,56 +413,95 @@ for name, sched in (("linear", s), ("cosine", cosine)):
 #
 # ## Exercises
 #
-# **Exercise 1 (code).** Write `my_posterior(x0, x_t, t)` returning the pair $(\tilde\mu_t, \tilde\beta_t)$ for DDPM's linear
-# schedule, for tensors of shape (B, ...) and `t` an int or an int64 tensor (B,). The variance may be a number, a tensor (B,)
-# or anything that broadcasts to the mean. The cell runs the grader on `s.q_posterior`.
+# **2.1 (code).** Write `my_posterior(x0, x_t, t)` returning the pair $(\tilde\mu_t, \tilde\beta_t)$ for DDPM's linear
+# schedule `s`, for tensors of shape (B, ...) and `t` an int or an int64 tensor (B,). The variance may be a number, a tensor (B,)
+# or anything that broadcasts to the mean. Fill in the exercise cell and run it: `ch02.check_q_posterior` grades your function.
+# The solution cell after it holds a worked answer.
 
-# %%
+
+# %% tags=["exercise"]
+def my_posterior(x0, x_t, t):
+    mean = ...  # DDPM eq. (7): a weighted sum of x0 and x_t
+    var = ...  # beta_tilde_t
+    return mean, var
+
+
+result = ch02.check_q_posterior(my_posterior)
+
+
+# %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
-# def my_posterior(x0, x_t, t):
-#     ...
-#     return mean, var
-# ch02.check_q_posterior(my_posterior)
-result = ch02.check_q_posterior(s.q_posterior)
-
-# %% [markdown]
-# **Exercise 2 (code).** Write `my_mean_eps(x_t, eps, t)` returning $\tilde\mu_t$ from $x_t$ and $\epsilon$ with the formula of
-# section 4, for an int `t`. The cell grades the package's DDIM step with $\eta = 1$ and no noise, which section 4 showed is
-# the same thing; the grader's reference is `s.q_posterior` at the $x_0$ implied by $\epsilon$.
-
-# %%
-# NBVAL_CHECK_OUTPUT
-# def my_mean_eps(x_t, eps, t):
-#     ...
-# ch02.check_posterior_mean_eps(my_mean_eps)
-result = ch02.check_posterior_mean_eps(
-    lambda x_t, eps, t: samplers.ddim_step(
-        x_t, eps, s.alpha_bars[t], s.alpha_bars[t - 1], eta=1.0, noise=torch.zeros_like(x_t)
+def my_posterior(x0, x_t, t):
+    t = torch.as_tensor(t)
+    shape = (-1, *([1] * (x_t.ndim - 1))) if t.ndim else ()  # one t per sample: (B, 1, ..., 1)
+    ab_t, ab_prev, beta_t = (
+        table[index].reshape(shape) for table, index in ((s.alpha_bars, t), (s.alpha_bars, t - 1), (s.betas, t))
     )
-)
+    mean = (ab_prev.sqrt() * beta_t * x0 + (1 - beta_t).sqrt() * (1 - ab_prev) * x_t) / (1 - ab_t)
+    return mean.to(x_t.dtype), (1 - ab_prev) / (1 - ab_t) * beta_t
+
+
+result = ch02.check_q_posterior(my_posterior)
 
 # %% [markdown]
-# **Exercise 3 (pen and paper, then code).** DDIM samples on a sub-sequence of timesteps, so it needs the posterior of an
+# **2.2 (code).** Write `my_mean_eps(x_t, eps, t)` returning $\tilde\mu_t$ from $x_t$ and $\epsilon$ with the formula of
+# section 4, for an int `t`. The grader's reference is `s.q_posterior` at the $x_0$ implied by $\epsilon$. (Section 4 showed
+# that the package's DDIM step with $\eta = 1$ and no noise computes the same thing.)
+
+
+# %% tags=["exercise"]
+def my_mean_eps(x_t, eps, t):
+    return ...
+
+
+result = ch02.check_posterior_mean_eps(my_mean_eps)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_mean_eps(x_t, eps, t):
+    beta_t, ab_t = s.betas[t], s.alpha_bars[t]
+    return (x_t - beta_t / (1 - ab_t).sqrt() * eps) / (1 - beta_t).sqrt()
+
+
+result = ch02.check_posterior_mean_eps(my_mean_eps)
+
+# %% [markdown]
+# **2.3 (pen and paper, then code).** DDIM samples on a sub-sequence of timesteps, so it needs the posterior of an
 # *earlier* step $t' < t - 1$. (a) Show that $q(x_t \mid x_{t'}) = \mathcal{N}\big(\sqrt{\bar\alpha_t / \bar\alpha_{t'}}\, x_{t'}, (1 - \bar\alpha_t / \bar\alpha_{t'}) I\big)$.
 # (b) Repeat section 2 with this kernel in place of the one-step kernel to find the mean and variance of $q(x_{t'} \mid x_t, x_0)$.
 # (c) Check that $t' = t - 1$ gives back $\tilde\mu_t$ and $\tilde\beta_t$, and that $t' = 0$ gives $(x_0, 0)$. Then code it as
-# `my_skip(x0, x_t, t_prev, t)`. The reference `ch02.skip_posterior` uses a trick worth finding yourself: a schedule whose only
-# two steps are $\bar\alpha_{t'}$ and $\bar\alpha_t$.
+# `my_skip(x0, x_t, t_prev, t)` for ints `t_prev` < `t`. The reference `ch02.skip_posterior` uses a trick worth finding
+# yourself: a schedule whose only two steps are $\bar\alpha_{t'}$ and $\bar\alpha_t$. Worked solution of (a)-(c): appendix C.
 
-# %%
+
+# %% tags=["exercise"]
+def my_skip(x0, x_t, t_prev, t):
+    mean = ...
+    var = ...
+    return mean, var
+
+
+result = ch02.check_skip_posterior(my_skip)
+
+
+# %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
-# def my_skip(x0, x_t, t_prev, t):
-#     ...
-#     return mean, var
-# ch02.check_skip_posterior(my_skip)
-result = ch02.check_skip_posterior(lambda x0, x_t, t_prev, t: ch02.skip_posterior(s, x0, x_t, t_prev, t))
+def my_skip(x0, x_t, t_prev, t):
+    a, a_prev = s.alpha_bars[t], s.alpha_bars[t_prev]
+    ratio = a / a_prev  # the "alpha" of one jump from t_prev to t
+    mean = (a_prev.sqrt() * (1 - ratio) * x0 + ratio.sqrt() * (1 - a_prev) * x_t) / (1 - a)
+    return mean, (1 - a_prev) / (1 - a) * (1 - ratio)
+
+
+result = ch02.check_skip_posterior(my_skip)
 
 # %% [markdown]
-# **Exercise 4 (pen and paper).** Let the data be Gaussian with per-pixel variance $v$, $x_0 \sim \mathcal{N}(0, v)$.
+# **2.4 (pen and paper).** Let the data be Gaussian with per-pixel variance $v$, $x_0 \sim \mathcal{N}(0, v)$.
 # (a) Find $\mathrm{Var}[x_{t-1} \mid x_t]$ in closed form. (b) Show that it increases with $v$, equals $\tilde\beta_t$ at $v = 0$
 # and $\beta_t$ at $v = 1$. (c) What happens for $v > 1$, and as $v \to \infty$? (d) Explain why the answer is already close to
 # $\beta_t$ once $v$ is much larger than $1 - \bar\alpha_{t-1}$. The cell below estimates the answer by Monte Carlo (the residual
-# variance of regressing $x_{t-1}$ on $x_t$) at $t = 10$ for a few $v$, so you can test your formula.
+# variance of regressing $x_{t-1}$ on $x_t$) at $t = 10$ for a few $v$, so you can test your formula. Worked solution: appendix C.
 
 # %%
 # NBVAL_CHECK_OUTPUT

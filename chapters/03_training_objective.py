@@ -810,42 +810,80 @@ for t in (30, 150, 500):
 #
 # ## Exercises
 #
-# **3.1 (checked).** Write `my_gaussian_kl(mean1, var1, mean2, var2)`, the KL divergence
+# **3.1 (code).** Write `my_gaussian_kl(mean1, var1, mean2, var2)`, the KL divergence
 # $D_\text{KL}(\mathcal{N}(m_1, v_1)\,\|\,\mathcal{N}(m_2, v_2))$ elementwise for tensors (note: variances, not standard deviations).
+# Fill in the exercise cell and run it: `ch03.check_gaussian_kl` grades your function. The solution cell after it holds a
+# worked answer.
 
-# %%
+# %% tags=["exercise"]
 from ddim_book.exercises import ch03
 
-# def my_gaussian_kl(mean1, var1, mean2, var2):
-#     return ...
-#
-# ch03.check_gaussian_kl(my_gaussian_kl)
-ch03.check_gaussian_kl(ch03.gaussian_kl)
+
+def my_gaussian_kl(mean1, var1, mean2, var2):
+    return ...
+
+
+result = ch03.check_gaussian_kl(my_gaussian_kl)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_gaussian_kl(mean1, var1, mean2, var2):
+    mean1, var1, mean2, var2 = (torch.as_tensor(v, dtype=torch.float64) for v in (mean1, var1, mean2, var2))
+    return 0.5 * (torch.log(var2 / var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1)
+
+
+result = ch03.check_gaussian_kl(my_gaussian_kl)
 
 # %% [markdown]
-# **3.2 (checked).** Write `my_loss_weight(schedule, t, variance)`, the weight $\lambda_t$ of eq. (12) for
+# **3.2 (code).** Write `my_loss_weight(schedule, t, variance)`, the weight $\lambda_t$ of eq. (12) for
 # `variance="beta"` ($\sigma_t^2 = \beta_t$) or `"beta_tilde"` ($\sigma_t^2 = \tilde\beta_t$, for $t \ge 2$), as a float.
 
-# %%
-# def my_loss_weight(schedule, t, variance):
-#     return ...
-#
-# ch03.check_loss_weight(my_loss_weight)
-ch03.check_loss_weight(ch03.loss_weight)
+
+# %% tags=["exercise"]
+def my_loss_weight(schedule, t, variance):
+    return ...
+
+
+result = ch03.check_loss_weight(my_loss_weight)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_loss_weight(schedule, t, variance):
+    beta, alpha, ab = (float(table[t]) for table in (schedule.betas, schedule.alphas, schedule.alpha_bars))
+    sigma2 = beta if variance == "beta" else (1 - float(schedule.alpha_bars[t - 1])) / (1 - ab) * beta
+    return beta**2 / (2 * sigma2 * alpha * (1 - ab))
+
+
+result = ch03.check_loss_weight(my_loss_weight)
 
 # %% [markdown]
-# **3.3 (checked).** Write `my_mu_from_eps(schedule, x_t, t, eps)`, the model mean $\mu_\theta$ of eq. (11) for a noise
+# **3.3 (code).** Write `my_mu_from_eps(schedule, x_t, t, eps)`, the model mean $\mu_\theta$ of eq. (11) for a noise
 # prediction `eps` (t an int or a tensor of shape (B,)). The check compares it with the posterior mean
 # `schedule.q_posterior(x0_hat, x_t, t)` at the $x_0$ that `eps` implies — a different route to the same number.
 
-# %%
-# def my_mu_from_eps(schedule, x_t, t, eps):
-#     return ...
-#
-# ch03.check_mu_from_eps(my_mu_from_eps)
-ch03.check_mu_from_eps(ch03.mu_from_eps)
+
+# %% tags=["exercise"]
+def my_mu_from_eps(schedule, x_t, t, eps):
+    return ...
+
+
+result = ch03.check_mu_from_eps(my_mu_from_eps)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_mu_from_eps(schedule, x_t, t, eps):
+    t = torch.as_tensor(t)
+    shape = (-1, *([1] * (x_t.ndim - 1))) if t.ndim else ()  # one t per sample: (B, 1, ..., 1)
+    beta, ab = (table[t].reshape(shape).to(x_t.dtype) for table in (schedule.betas, schedule.alpha_bars))
+    return (x_t - beta / (1 - ab).sqrt() * eps) / (1 - beta).sqrt()
+
+
+result = ch03.check_mu_from_eps(my_mu_from_eps)
 
 # %% [markdown]
 # **3.4 (pen and paper).** Show that $L_T = \tfrac12\big(d(1-\bar\alpha_T) + \bar\alpha_T\|x_0\|^2 - d - d\log(1-\bar\alpha_T)\big)$,
 # and estimate it for an MNIST digit ($d = 784$, $\|x_0\|^2 \le 784$) under DDPM's schedule ($\bar\alpha_T \approx 4\cdot 10^{-5}$).
-# Is it safe to leave out of training?
+# Is it safe to leave out of training? Worked solution: appendix C.

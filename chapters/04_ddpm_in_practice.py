@@ -747,41 +747,80 @@ plt.show()
 #
 # ## Exercises
 #
-# **1. The time embedding.** Write `my_embedding(t, dim)` returning the $(B, \mathrm{dim})$ sinusoidal embedding of an int64
-# tensor `t`: all sines first, then all cosines, with $w_k = 10000^{-k/(\mathrm{dim}/2)}$. The grader compares it with
-# `SinusoidalTimeEmbedding` for several sizes.
+# **4.1 (code).** *The time embedding.* Write `my_embedding(t, dim)` returning the $(B, \mathrm{dim})$ sinusoidal embedding
+# of an int64 tensor `t`: all sines first, then all cosines, with $w_k = 10000^{-k/(\mathrm{dim}/2)}$. Fill in the exercise
+# cell and run it: `ch04.check_time_embedding` compares your function with `SinusoidalTimeEmbedding` for several sizes.
+# The solution cell after it holds a worked answer.
 
-# %%
-# def my_embedding(t, dim):
-#     half = dim // 2
-#     w = ...                        # (half,) frequencies, w_0 = 1
-#     angles = ...                   # (B, half): t times each frequency
-#     return torch.cat([..., ...], dim=1)
-#
-# ch04.check_time_embedding(my_embedding)
-ch04.check_time_embedding(lambda t, dim: SinusoidalTimeEmbedding(dim)(t))
 
-# %% [markdown]
-# **2. One step of Algorithm 2.** Write `my_ddpm_step(x_t, eps, t, z, variance)` returning $x_{t-1}$ for an int `t`,
-# with `variance` either `"beta_tilde"` or `"beta"`, using the arrays of `s`. Remember that Algorithm 2 adds no noise
-# at $t = 1$. Then loop it from $t = 1000$ down to 1 with the shipped `model` and compare with `samplers.ddpm_sample`
-# started from the same $x_T$ and generator.
+# %% tags=["exercise"]
+def my_embedding(t, dim):
+    # the dim // 2 frequencies w_k (w_0 = 1); the angles t * w_k, shape (B, dim // 2)
+    return ...  # sines first, then cosines, along dim 1
 
-# %%
-# def my_ddpm_step(x_t, eps, t, z, variance):
-#     mean = ...                                  # DDPM eq. (11)
-#     if t == 1:
-#         return mean
-#     var = ...                                   # beta_tilde_t or beta_t
-#     return mean + var.sqrt() * z
-#
-# ch04.check_ddpm_step(my_ddpm_step)
-ch04.check_ddpm_step(lambda x_t, eps, t, z, variance: ch04.ddpm_step(s, x_t, eps, t, z, variance))
+
+result = ch04.check_time_embedding(my_embedding)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_embedding(t, dim):
+    half = dim // 2
+    w = 10000.0 ** (-torch.arange(half, dtype=torch.float64) / half)
+    angles = t.double()[:, None] * w[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+result = ch04.check_time_embedding(my_embedding)
 
 # %% [markdown]
-# **3. Count by hand (pen and paper).** Using the block formulas of section 1, count the parameters of the first
-# residual block of `up.1` (the table shows it works at 14×14 with 32 output channels; what is its input channel count,
-# and why does it need a 1×1 convolution on its skip path?). Then check your answer with
-# `count(net.up[1].res[0])`. (Answer: its input is the 32 channels coming up from `up.2`, upsampled to 14×14, concatenated with the 32 channels
-# that `down.1`'s residual block saved as a skip, 64 in all; as $64 \ne 32$ the identity cannot be added to a 32-channel
-# output, so the skip path needs the 1×1 convolution, and the block has 32,064 parameters.)
+# **4.2 (code).** *One step of Algorithm 2.* Write `my_ddpm_step(x_t, eps, t, z, variance)` returning $x_{t-1}$ for an int
+# `t`, with `variance` either `"beta_tilde"` or `"beta"`, using the arrays of `s`. Remember that Algorithm 2 adds no noise
+# at $t = 1$. Then loop it from $t = 1000$ down to 1 and compare with `samplers.ddpm_sample` started from the same $x_T$
+# and generator. (The solution loops over the exact Gaussian noise predictor, for which 1000 steps cost nothing; with
+# the shipped `model` the same loop works on digits but takes seconds per hundred steps on a CPU.)
+
+
+# %% tags=["exercise"]
+def my_ddpm_step(x_t, eps, t, z, variance):
+    # the mean of DDPM eq. (11), plus sqrt(beta_tilde_t or beta_t) * z; no noise at t = 1
+    return ...
+
+
+result = ch04.check_ddpm_step(my_ddpm_step)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_ddpm_step(x_t, eps, t, z, variance):
+    beta_t, ab_t, ab_prev = s.betas[t], s.alpha_bars[t], s.alpha_bars[t - 1]
+    mean = (x_t - beta_t / (1 - ab_t).sqrt() * eps) / (1 - beta_t).sqrt()
+    if t == 1:
+        return mean
+    var = (1 - ab_prev) / (1 - ab_t) * beta_t if variance == "beta_tilde" else beta_t
+    return mean + var.sqrt() * z
+
+
+result = ch04.check_ddpm_step(my_ddpm_step)
+
+# %% tags=["solution"]
+loop_model = GaussianOracle(s, mean=0.0, std=0.5, shape=(16,))  # an exact noise predictor: 1000 steps cost nothing
+loop_x = torch.randn((8, 16), generator=torch.Generator().manual_seed(47), dtype=torch.float64)
+loop_start, loop_gen = loop_x.clone(), torch.Generator().manual_seed(48)
+for loop_t in range(s.T, 0, -1):  # ddpm_sample draws z only for t > 1, so the two generators stay in step
+    loop_z = torch.randn(loop_x.shape, generator=loop_gen, dtype=torch.float64) if loop_t > 1 else None
+    loop_x = my_ddpm_step(loop_x, loop_model(loop_x, torch.full((8,), loop_t)), loop_t, loop_z, "beta_tilde")
+reference = samplers.ddpm_sample(loop_model, s, loop_start, generator=torch.Generator().manual_seed(48), progress=False)
+assert (loop_x - reference).abs().max().item() < 1e-10
+print("my_ddpm_step looped from t = 1000 to 1 lands where ddpm_sample does")
+
+
+# %% [markdown]
+# **4.3 (pen and paper).** *Count by hand.* Using the block formulas of section 1, count the parameters of the first
+# residual block of `up.1`. The table shows it works at 14×14 with 32 output channels; what is its input channel count,
+# and why does it need a 1×1 convolution on its skip path? Worked solution: appendix C; the solution cell below counts
+# the block with `count`.
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+print(f"up.1 res.0: {net.up[1].res[0].conv1.in_channels} input channels, {count(net.up[1].res[0]):,} parameters")

@@ -709,45 +709,98 @@ print("max |sigma_t(1)^2 - beta_tilde_t|            < 1e-15:", var_err < 1e-15)
 #
 # ## Exercises
 #
-# **5.1** Implement $\sigma_t(\eta)$ of DDIM eq. (16) for tensors of $\bar\alpha_t$, $\bar\alpha_{t-1}$ (the
-# previous step of a possibly skipping sub-sequence) and a number $\eta$. The grader compares with
-# `samplers.ddim_sigma` on consecutive steps, uniform, trailing and quadratic sub-sequences, and the cosine schedule.
+# **5.1 (code).** Implement $\sigma_t(\eta)$ of DDIM eq. (16) for tensors of $\bar\alpha_t$, $\bar\alpha_{t-1}$ (the
+# previous step of a possibly skipping sub-sequence) and a number $\eta$. Fill in the exercise cell and run it:
+# `ch05.check_ddim_sigma` compares your function with `samplers.ddim_sigma` on consecutive steps, uniform, trailing and
+# quadratic sub-sequences, and the cosine schedule. The solution cell after it holds a worked answer.
 
-# %%
-# def my_sigma(alpha_bar_t, alpha_bar_prev, eta):
-#     return ...
-# ch05.check_ddim_sigma(my_sigma)
-ch05.check_ddim_sigma(samplers.ddim_sigma)
+
+# %% tags=["exercise"]
+def my_sigma(alpha_bar_t, alpha_bar_prev, eta):
+    return ...
+
+
+result = ch05.check_ddim_sigma(my_sigma)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_sigma(alpha_bar_t, alpha_bar_prev, eta):
+    return eta * ((1 - alpha_bar_prev) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_prev)).sqrt()
+
+
+result = ch05.check_ddim_sigma(my_sigma)
 
 # %% [markdown]
-# **5.2** Implement the undetermined coefficients: `fn(alpha_bar_t, alpha_bar_prev, sigma)` returns the pair
-# $(\kappa_t, \lambda_t)$ of section 5.5 (tensors in, tensors out). Then run it with the review's slipped
-# $\kappa_t$ to see the grader reject it.
+# **5.2 (code).** Implement the undetermined coefficients: `my_coefs(alpha_bar_t, alpha_bar_prev, sigma)` returns the pair
+# $(\kappa_t, \lambda_t)$ of section 5.5 (tensors in, tensors out). Then run the grader on the review's slipped
+# $\kappa_t$ to see it rejected.
 
-# %%
-# def my_coefs(alpha_bar_t, alpha_bar_prev, sigma):
-#     kappa = ...
-#     lam = ...
-#     return kappa, lam
-# ch05.check_posterior_coefs(my_coefs)
-ch05.check_posterior_coefs(ch05.posterior_coefs)
+
+# %% tags=["exercise"]
+def my_coefs(alpha_bar_t, alpha_bar_prev, sigma):
+    kappa = ...
+    lam = ...
+    return kappa, lam
+
+
+result = ch05.check_posterior_coefs(my_coefs)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_coefs(alpha_bar_t, alpha_bar_prev, sigma):
+    rest = (1 - alpha_bar_prev - sigma**2).clamp_min(0)  # >= 0 exactly; the clamp removes rounding below 0
+    kappa = rest.sqrt() / (1 - alpha_bar_t).sqrt()  # variances: kappa^2 (1 - abar_t) + sigma^2 = 1 - abar_prev
+    return (
+        kappa,
+        alpha_bar_prev.sqrt() - alpha_bar_t.sqrt() * kappa,
+    )  # means: lambda + kappa sqrt(abar_t) = sqrt(abar_prev)
+
+
+result = ch05.check_posterior_coefs(my_coefs)
+
+# %% tags=["solution"]
+from ddim_book.exercises import ExerciseError
+
+
+def slipped_coefs(alpha_bar_t, alpha_bar_prev, sigma):
+    kappa = ((1 - alpha_bar_prev) ** 2 - sigma**2).sqrt() / (1 - alpha_bar_t).sqrt()  # the variance set to a std
+    return kappa, alpha_bar_prev.sqrt() - alpha_bar_t.sqrt() * kappa
+
+
+try:
+    ch05.check_posterior_coefs(slipped_coefs)
+    raise AssertionError("the slipped coefficients should fail")
+except ExerciseError as err:
+    print("rejected:", str(err).splitlines()[0])
 
 # %% [markdown]
-# **5.3** (pen and paper) For a step from $\bar\alpha_t$ to $\bar\alpha_{\text{prev}} < 1$ — consecutive or skipping — find
-# the largest $\eta$ for which the direction coefficient $\sqrt{1-\bar\alpha_{\text{prev}}-\sigma_t(\eta)^2}$ is real.
-# Show that it is never below 1, so $\eta \in [0, 1]$ is always safe, and that for a single step it is
+# **5.3 (pen and paper, then code).** For a step from $\bar\alpha_t$ to $\bar\alpha_{\text{prev}} < 1$ — consecutive or
+# skipping — find the largest $\eta$ for which the direction coefficient $\sqrt{1-\bar\alpha_{\text{prev}}-\sigma_t(\eta)^2}$ is
+# real. Show that it is never below 1, so $\eta \in [0, 1]$ is always safe, and that for a single step it is
 # $\sqrt{(1-\bar\alpha_t)/\beta_t}$, large when $\beta_t$ is small. (What happens at the final step,
-# $\bar\alpha_{\text{prev}} = 1$?) Check your formula with
-# `ch05.check_max_eta(fn)`, `fn(alpha_bar_t, alpha_bar_prev) -> eta_max`; the cell below checks the reference,
-# and that `ddim_step` accepts $\eta_{\max}$ and refuses $1.01\,\eta_{\max}$.
+# $\bar\alpha_{\text{prev}} = 1$?) Then code it as `my_max_eta(alpha_bar_t, alpha_bar_prev)`; `ch05.check_max_eta` grades it.
+# Worked solution: appendix C; the solution cell also checks that `ddim_step` accepts $\eta_{\max}$ and refuses
+# $1.01\,\eta_{\max}$.
 
-# %%
-# def my_max_eta(alpha_bar_t, alpha_bar_prev):
-#     return ...
-# ch05.check_max_eta(my_max_eta)
-ch05.check_max_eta(ch05.max_eta)
+
+# %% tags=["exercise"]
+def my_max_eta(alpha_bar_t, alpha_bar_prev):
+    return ...
+
+
+result = ch05.check_max_eta(my_max_eta)
+
+
+# %% tags=["solution"]
+def my_max_eta(alpha_bar_t, alpha_bar_prev):
+    return ((1 - alpha_bar_t) * alpha_bar_prev / (alpha_bar_prev - alpha_bar_t)).sqrt()
+
+
+result = ch05.check_max_eta(my_max_eta)
 a, a_p = ab[600], ab[400]
-edge = ch05.max_eta(a, a_p).item()
+edge = my_max_eta(a, a_p).item()
 one = torch.ones(1, dtype=torch.float64)
 samplers.ddim_step(one, one, a, a_p, eta=edge, noise=one)
 try:
@@ -757,9 +810,9 @@ except ValueError:
     print(f"eta_max(600 -> 400) = {edge:.4f}: ddim_step accepts it and refuses 1.01 x eta_max")
 
 # %% [markdown]
-# **5.4** (pen and paper) Prove the law of total covariance,
+# **5.4 (pen and paper).** Prove the law of total covariance,
 # $\operatorname{Cov}(X, Z) = \mathbb E\big[\operatorname{Cov}(X, Z \mid Y)\big] + \operatorname{Cov}\big(\mathbb E[X \mid Y], \mathbb E[Z \mid Y]\big)$,
 # with the three steps of section 5.4 applied to the product $XZ$. Then condition on $x_0$ throughout, take $Y = Z = x_t$
 # and $X = x_{t-1}$, and show that $\operatorname{Cov}(x_{t-1}, x_t \mid x_0) = \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}\,\sqrt{1-\bar\alpha_t}$.
 # Deduce that the correlation of consecutive noises $r_{t-1}, r_t$ is $\sqrt{1 - \sigma_t^2/(1-\bar\alpha_{t-1})}$, the factor
-# of the product in section 5.7, and that it is 1 at $\eta = 0$.
+# of the product in section 5.7, and that it is 1 at $\eta = 0$. Worked solution: appendix C.

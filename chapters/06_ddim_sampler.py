@@ -717,7 +717,6 @@ fig.tight_layout()
 
 # %%
 model, model_schedule = pretrained.load("mnist")
-torch.set_num_threads(2)
 x_T_digits = torch.randn((8, 1, 28, 28), generator=torch.Generator().manual_seed(66))
 fig, axes = plt.subplots(2, 2, figsize=(8, 2.4))
 for row, S in enumerate((10, 50)):
@@ -727,7 +726,6 @@ for row, S in enumerate((10, 50)):
         )
         show_grid(digits.clamp(-1, 1), ax=axes[row, col], title=f"S = {S}, eta = {eta_}", nrow=8)
 fig.tight_layout()
-torch.set_num_threads(1)
 
 # %% [markdown]
 # ## Summary
@@ -749,40 +747,72 @@ torch.set_num_threads(1)
 #
 # ## Exercises
 #
-# **6.1** Implement the DDIM step: `fn(x_t, eps, alpha_bar_t, alpha_bar_prev, eta, noise) -> x_prev` (eq. (12) with
-# $\sigma_t(\eta)$ of eq. (16); `alpha_bar_prev = 1` at the last step). The grader compares it with `samplers.ddim_step`
-# on consecutive and skipping steps, the last step, $\eta \in \{0, 0.5, 1\}$ with given noise, images and 2-D points.
+# **6.1 (code).** Implement the DDIM step: `my_ddim_step(x_t, eps, alpha_bar_t, alpha_bar_prev, eta, noise) -> x_prev` (eq. (12)
+# with $\sigma_t(\eta)$ of eq. (16); the alpha_bars are floats, `alpha_bar_prev = 1` at the last step). Fill in the exercise
+# cell and run it: `ch06.check_ddim_step` compares your function with `samplers.ddim_step` on consecutive and skipping
+# steps, the last step, $\eta \in \{0, 0.5, 1\}$ with given noise, images and 2-D points. The solution cell after it holds a
+# worked answer.
 
-# %%
-# def my_ddim_step(x_t, eps, alpha_bar_t, alpha_bar_prev, eta, noise):
-#     x0_hat = ...
-#     sigma = ...
-#     return ...
-# ch06.check_ddim_step(my_ddim_step)
-ch06.check_ddim_step(samplers.ddim_step)
+
+# %% tags=["exercise"]
+def my_ddim_step(x_t, eps, alpha_bar_t, alpha_bar_prev, eta, noise):
+    # the predicted x_0, sigma_t(eta) of eq. (16), then the three terms of eq. (12)
+    return ...
+
+
+result = ch06.check_ddim_step(my_ddim_step)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_ddim_step(x_t, eps, alpha_bar_t, alpha_bar_prev, eta, noise):
+    x0_hat = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
+    sigma = eta * ((1 - alpha_bar_prev) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_prev)) ** 0.5
+    direction = max(1 - alpha_bar_prev - sigma**2, 0.0) ** 0.5  # >= 0 exactly; max() removes rounding below 0
+    return alpha_bar_prev**0.5 * x0_hat + direction * eps + sigma * noise
+
+
+result = ch06.check_ddim_step(my_ddim_step)
 
 # %% [markdown]
-# **6.2** Implement the uniform and the trailing sub-sequences, `fn(T, S) -> [tau_1, ..., tau_S]` (1-based, increasing).
-# The grader compares them with `samplers.timesteps` for several $T$ and $S$, including $S$ that do not divide $T$.
-# Watch the rounding of the trailing one.
+# **6.2 (code).** Implement the uniform and the trailing sub-sequences, `my_uniform(T, S)` and `my_trailing(T, S)`, each
+# returning `[tau_1, ..., tau_S]` (1-based, increasing). The graders compare them with `samplers.timesteps` for several $T$
+# and $S$, including $S$ that do not divide $T$. Watch the rounding of the trailing one.
 
-# %%
-# def my_uniform(T, S):
-#     return ...
-# def my_trailing(T, S):
-#     return ...
-# ch06.check_uniform_timesteps(my_uniform)
-# ch06.check_trailing_timesteps(my_trailing)
-ch06.check_uniform_timesteps(lambda T, S: samplers.timesteps(T, S, "uniform"))
-ch06.check_trailing_timesteps(lambda T, S: samplers.timesteps(T, S, "trailing"))
+
+# %% tags=["exercise"]
+def my_uniform(T, S):
+    return ...
+
+
+def my_trailing(T, S):
+    return ...
+
+
+result = ch06.check_uniform_timesteps(my_uniform)
+result = ch06.check_trailing_timesteps(my_trailing)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_uniform(T, S):
+    return [1 + i * (T // S) for i in range(S)]  # start at t = 1, integer stride T // S
+
+
+def my_trailing(T, S):
+    return [(2 * i * T + S) // (2 * S) for i in range(1, S + 1)]  # round(i T / S) with halves up, in integers
+
+
+result = ch06.check_uniform_timesteps(my_uniform)
+result = ch06.check_trailing_timesteps(my_trailing)
 
 # %% [markdown]
-# **6.3** (pen and paper) Take two $\eta = 0$ steps $t \to s \to r$ ($\bar\alpha_t < \bar\alpha_s < \bar\alpha_r$) that use the
+# **6.3 (pen and paper).** Take two $\eta = 0$ steps $t \to s \to r$ ($\bar\alpha_t < \bar\alpha_s < \bar\alpha_r$) that use the
 # *same* $\epsilon$ at both steps, and show that they land exactly where the single step $t \to r$ lands. (Hint: the
 # $\hat x_0$ computed at $s$ from $x_s$ with that $\epsilon$ equals the one computed at $t$.) Conclude that a
 # deterministic step has no error of its own: all the error of skipping comes from $\epsilon_\theta(x_s, s)$ differing from
 # $\epsilon_\theta(x_t, t)$. Then explain why the same argument fails for $\eta > 0$ even with the true $\epsilon$ at
-# each step. The cell checks the first claim numerically.
+# each step. The cell checks the first claim numerically; worked solution: appendix C.
 
 # %%
 gen = torch.Generator().manual_seed(68)

@@ -520,37 +520,64 @@ for name, row in (("slerp", images[:9]), ("lerp", images[9:18])):
 #
 # ## Exercises
 #
-# **1. The encoding step.** Write `my_invert_step(x, eps, alpha_bar_cur, alpha_bar_next)` that moves $x$ from the noise
-# level $\bar\alpha_\text{cur}$ to the higher level $\bar\alpha_\text{next}$ as `ddim_invert` does (the alphas are floats;
-# $\bar\alpha_\text{cur} = 1$ at the first step). The grader runs your step inside a full encoding with an exact Gaussian
-# oracle as the model and compares every point with `samplers.ddim_invert`.
+# **7.1 (code).** *The encoding step.* Write `my_invert_step(x, eps, alpha_bar_cur, alpha_bar_next)` that moves $x$ from the
+# noise level $\bar\alpha_\text{cur}$ to the higher level $\bar\alpha_\text{next}$ as `ddim_invert` does (the alphas are floats;
+# $\bar\alpha_\text{cur} = 1$ at the first step). Fill in the exercise cell and run it: `ch07.check_invert_step` runs your
+# step inside a full encoding with an exact Gaussian oracle as the model and compares every point with
+# `samplers.ddim_invert`. The solution cell after it holds a worked answer.
 
-# %%
-# def my_invert_step(x, eps, alpha_bar_cur, alpha_bar_next):
-#     x0_hat = ...                          # undo the current noise level
-#     return ...                            # re-noise x0_hat to the next level along eps
-#
-# ch07.check_invert_step(my_invert_step)
-ch07.check_invert_step(
-    lambda x, eps, a_cur, a_next: a_next**0.5 * (x - (1 - a_cur) ** 0.5 * eps) / a_cur**0.5 + (1 - a_next) ** 0.5 * eps
-)
 
-# %% [markdown]
-# **2. Slerp.** Write `my_slerp(z0, z1, alpha)` for a float `alpha` in $[0, 1]$, treating the tensors as flat vectors and
-# returning a tensor of `z0`'s shape. Then decode a slerp between the encodings of a "0" and a "1" from the held-out
-# digits. (Bonus: what should happen when `z0` and `z1` point the same way, $\theta = 0$?)
+# %% tags=["exercise"]
+def my_invert_step(x, eps, alpha_bar_cur, alpha_bar_next):
+    # undo the current noise level (x0_hat), then re-noise x0_hat to the next level along eps
+    return ...
 
-# %%
-# def my_slerp(z0, z1, alpha):
-#     theta = ...                           # angle between z0 and z1, from the flattened vectors
-#     return ...                            # sin-weighted combination of z0 and z1
-#
-# ch07.check_slerp(my_slerp)
-ch07.check_slerp(samplers.slerp)
+
+result = ch07.check_invert_step(my_invert_step)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_invert_step(x, eps, alpha_bar_cur, alpha_bar_next):
+    x0_hat = (x - (1 - alpha_bar_cur) ** 0.5 * eps) / alpha_bar_cur**0.5
+    return alpha_bar_next**0.5 * x0_hat + (1 - alpha_bar_next) ** 0.5 * eps
+
+
+result = ch07.check_invert_step(my_invert_step)
 
 # %% [markdown]
-# **3. The shell (pen and paper).** For $z \sim \mathcal{N}(0, I_d)$ show that $\mathbb{E}|z|^2 = d$ and $\mathrm{Var}\,|z|^2 = 2d$,
-# and deduce that $|z| / \sqrt{d} = 1 + O(1/\sqrt{2d})$. For independent $z_0, z_1$, find the distribution of $(z_0 + z_1)/2$ and
-# of $w (z_0 + z_1)$: which weight $w$ makes the combination again a standard normal latent? Compare with the slerp
-# weights at $\lambda = 1/2$ when $\theta = 90°$. (Answers: $(z_0 + z_1)/2 \sim \mathcal{N}(0, I/2)$; $w = 1/\sqrt{2}$; slerp gives
-# $\sin(45°) / \sin(90°) = 1/\sqrt{2}$ to each, the same combination.)
+# **7.2 (code).** *Slerp.* Write `my_slerp(z0, z1, alpha)` for a float `alpha` in $[0, 1]$, treating the tensors as flat
+# vectors and returning a tensor of `z0`'s shape. Then check that it gives the frames between the encodings of the two
+# held-out digits of section 6 (`digit_frames`, the bottom row of the figure). (Bonus: what should happen when `z0` and
+# `z1` point the same way, $\theta = 0$?)
+
+
+# %% tags=["exercise"]
+def my_slerp(z0, z1, alpha):
+    # theta: the angle between z0 and z1, from the flattened vectors; then the sin-weighted combination
+    return ...
+
+
+result = ch07.check_slerp(my_slerp)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_slerp(z0, z1, alpha):
+    a, b = z0.flatten().double(), z1.flatten().double()
+    theta = torch.arccos((a @ b / (a.norm() * b.norm())).clamp(-1.0, 1.0))
+    if torch.sin(theta) < 1e-6:  # theta -> 0: the weights tend to 1 - alpha and alpha, so slerp becomes lerp
+        return (1 - alpha) * z0 + alpha * z1
+    return (torch.sin((1 - alpha) * theta) * z0 + torch.sin(alpha * theta) * z1) / torch.sin(theta)
+
+
+result = ch07.check_slerp(my_slerp)
+mine = torch.stack([my_slerp(pair_latents[0], pair_latents[1], lam) for lam in lambdas.tolist()])
+assert (mine - digit_frames).abs().max().item() < 1e-5
+print("my_slerp reproduces the two-digit frames of section 6")
+
+# %% [markdown]
+# **7.3 (pen and paper).** *The shell.* For $z \sim \mathcal{N}(0, I_d)$ show that $\mathbb{E}|z|^2 = d$ and
+# $\mathrm{Var}\,|z|^2 = 2d$, and deduce that $|z| / \sqrt{d} = 1 + O(1/\sqrt{2d})$. For independent $z_0, z_1$, find the
+# distribution of $(z_0 + z_1)/2$ and of $w (z_0 + z_1)$: which weight $w$ makes the combination again a standard normal
+# latent? Compare with the slerp weights at $\lambda = 1/2$ when $\theta = 90°$. Worked solution: appendix C.

@@ -306,24 +306,44 @@ fig.tight_layout()
 #
 # ## Exercises
 #
-# **A.1** Write `fn(schedule, std, steps, spacing)` that returns the variance deterministic DDIM produces from
-# $x_T \sim \mathcal N(0, 1)$ for data $\mathcal N(\mu, \text{std}^2)$, from the closed form (use `samplers.timesteps` and
-# `schedule.alpha_bars`, not the sampler). The grader compares with `appendix.produced_variance`, which measures it
-# with `ddim_sample` and the oracle.
+# **A.1 (code).** Write `my_produced_variance(schedule, std, steps, spacing)` that returns the variance deterministic DDIM
+# produces from $x_T \sim \mathcal N(0, 1)$ for data $\mathcal N(\mu, \text{std}^2)$, from the closed form (use
+# `samplers.timesteps` and `schedule.alpha_bars`, not the sampler). Fill in the exercise cell and run it:
+# `appendix.check_produced_variance` compares your function with `appendix.produced_variance`, which measures the
+# variance with `ddim_sample` and the oracle. The solution cell after it holds a worked answer.
 
-# %%
-# def my_produced_variance(schedule, std, steps, spacing):
-#     taus = samplers.timesteps(schedule.T, steps, spacing)
-#     ...
-# appendix.check_produced_variance(my_produced_variance)
-appendix.check_produced_variance(lambda schedule, std, steps, spacing: closed_form(schedule, std, steps, spacing)[1])
+
+# %% tags=["exercise"]
+def my_produced_variance(schedule, std, steps, spacing):
+    # the steps tau_S -> ... -> tau_1 -> 0 come from samplers.timesteps(schedule.T, steps, spacing);
+    # the start's variance (1) times the product of A_i^2 over the steps
+    return ...
+
+
+result = appendix.check_produced_variance(my_produced_variance)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_produced_variance(schedule, std, steps, spacing):
+    taus = samplers.timesteps(schedule.T, steps, spacing)
+    abl = schedule.alpha_bars.tolist()
+    produced = 1.0  # x_T ~ N(0, 1)
+    for t, prev in zip(taus, [0, *taus[:-1]]):  # the steps tau_S -> ... -> tau_1 -> 0, in any order: a product
+        a, a_prev = abl[t], abl[prev]
+        slope = (math.sqrt(a * a_prev) * std**2 + math.sqrt((1 - a) * (1 - a_prev))) / (a * std**2 + 1 - a)
+        produced *= slope**2
+    return produced
+
+
+result = appendix.check_produced_variance(my_produced_variance)
 
 # %% [markdown]
-# **A.2** (pen and paper) Show that $\cos x \cos y \ge \cos(x + y)$ for $x, y \ge 0$ with $x + y \le \pi/2$ (the range
+# **A.2 (pen and paper).** Show that $\cos x \cos y \ge \cos(x + y)$ for $x, y \ge 0$ with $x + y \le \pi/2$ (the range
 # where the angles of a sub-sequence live, since they sum to less than $\pi/2$), and conclude that inserting
 # an extra timestep into a sub-sequence never lowers the produced variance. Trailing sub-sequences with $S = 10, 20, 40$
 # are nested, so their variances must increase; the cell checks that. Then explain why the theorem says nothing about
-# uniform sub-sequences with different $S$ (hint: are they nested, and where do they start?).
+# uniform sub-sequences with different $S$ (hint: are they nested, and where do they start?). Worked solution: appendix C.
 
 # %%
 nested = [samplers.timesteps(T, S, "trailing") for S in (10, 20, 40)]

@@ -431,28 +431,49 @@ for variance_type in ("fixed_small", "fixed_large"):
 #
 # ## Exercises
 #
-# **B.1** Configure a `DDIMScheduler` (constructor and `step` arguments) that reproduces
-# `ddim_sample(oracle, schedule, x_T, 25, eta=0.5, clip_x0=True, generator=torch.Generator().manual_seed(3))` to
-# $10^{-5}$. The cell checks a solution; replace it with yours.
+# **B.1 (code).** Write `my_setup(steps, eta, clip_x0, seed)` returning a `DDIMScheduler` and the keyword arguments of its
+# `step` calls, such that diffusers' loop reproduces
+# `ddim_sample(oracle, schedule, x_T, steps, eta=eta, clip_x0=clip_x0, generator=torch.Generator().manual_seed(seed))` to
+# $10^{-5}$. Fill in the exercise cell and run it: `appendix_b.check_scheduler_setup` runs your setup with diffusers' loop
+# (`appendix_b.run_scheduler`) for $S = 25$, $\eta = 0.5$ with clipping, and three other settings. The solution cell after
+# it holds a worked answer.
 
-# %%
-# my_scheduler = DDIMScheduler(...); my_scheduler.set_timesteps(25)
-# my_step_args = dict(...)  # the keyword arguments of every my_scheduler.step call
-my_scheduler = DDIMScheduler(clip_sample=True, set_alpha_to_one=True, steps_offset=0, timestep_spacing="leading")
-my_scheduler.set_timesteps(25)
-my_step_args = dict(eta=0.5, use_clipped_model_output=True, generator=torch.Generator().manual_seed(3))
-x = x_T
-for k in my_scheduler.timesteps:
-    x = my_scheduler.step(oracle(x, k + 1), k, x, return_dict=False, **my_step_args)[0]
+# %% tags=["exercise"]
+from ddim_book.exercises import appendix_b
+
+
+def my_setup(steps, eta, clip_x0, seed):
+    scheduler = ...  # DDIMScheduler(...): the constructor arguments of the table in B.1
+    step_kwargs = ...  # dict(...): the keyword arguments of every scheduler.step call
+    return scheduler, step_kwargs
+
+
+result = appendix_b.check_scheduler_setup(my_setup)
+
+
+# %% tags=["solution"]
+# NBVAL_CHECK_OUTPUT
+def my_setup(steps, eta, clip_x0, seed):
+    scheduler = DDIMScheduler(clip_sample=clip_x0, set_alpha_to_one=True, steps_offset=0, timestep_spacing="leading")
+    step_kwargs = dict(eta=eta, use_clipped_model_output=clip_x0, generator=torch.Generator().manual_seed(seed))
+    return scheduler, step_kwargs
+
+
+result = appendix_b.check_scheduler_setup(my_setup)
+
+# %% tags=["solution"]
+scheduler_b1, step_kwargs_b1 = my_setup(25, 0.5, True, 3)
+x_b1 = appendix_b.run_scheduler(oracle, scheduler_b1, x_T, 25, step_kwargs_b1)
 target = samplers.ddim_sample(oracle, schedule, x_T, 25, eta=0.5, clip_x0=True, generator=torch.Generator().manual_seed(3), progress=False)  # fmt: skip
-assert gap(x, target) < 1e-5, f"max |difference| = {gap(x, target):.2e}"
-print(f"B.1 passed: max |diffusers - ddim_sample| = {gap(x, target):.1e}")
+assert gap(x_b1, target) < 1e-5, f"max |difference| = {gap(x_b1, target):.2e}"
+print(f"B.1 on the chapter's 512 points: max |diffusers - ddim_sample| = {gap(x_b1, target):.1e}")
 
 # %% [markdown]
-# **B.2** (pen and paper) Show that diffusers' "trailing" plan for $T = 1000$ is chained (every step lands where the
+# **B.2 (pen and paper).** Show that diffusers' "trailing" plan for $T = 1000$ is chained (every step lands where the
 # next one starts, and the last lands on $t = 0$) exactly when $S$ divides $T$. Hint: write $T = gS + r$ with
 # $0 \le r < S$ and $g = \lfloor T/S \rfloor$; a chained plan starts at $t = T$ and steps down by $g$ every time, so where
-# is its last visited $t$, and where does its last step land? The cell checks the claim for every $S$ from 1 to 1000.
+# is its last visited $t$, and where does its last step land? The cell checks the claim for every $S$ from 1 to 1000;
+# worked solution: appendix C.
 
 # %%
 chained_S = []

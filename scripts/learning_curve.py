@@ -60,8 +60,11 @@ def score_checkpoint(path: Path, n: int = 1000, seed: int = 0) -> dict:
     for S in STEPS:
         start = time.perf_counter()
         scores = score_digits(generate(model, schedule, n, steps=S, seed=seed), seed=seed)
-        row[f"S{S}"] = {key: scores[key] for key in ("fld", "fld_low", "fld_high", "real_fld", "fld_ratio", "confidence")}
-        row[f"S{S}"] |= {"class_share_min": min(scores["class_shares"]), "class_share_max": max(scores["class_shares"])}
+        row[f"S{S}"] = {
+            key: scores[key] for key in ("fld", "fld_low", "fld_high", "real_fld", "fld_ratio", "confidence")
+        }
+        shares = scores["class_shares"]
+        row[f"S{S}"] |= {"class_share_min": min(shares), "class_share_max": max(shares)}
         row[f"S{S}"]["seconds"] = round(time.perf_counter() - start, 1)
     return row
 
@@ -69,9 +72,11 @@ def score_checkpoint(path: Path, n: int = 1000, seed: int = 0) -> dict:
 def render(record: dict) -> str:
     """The learning-curve table as Markdown."""
     rows = sorted(record["rows"], key=lambda r: r["step"])
+    first = rows[0]
     lines = [
-        f"The `mnist` recipe's EMA model at several points of one run; DDIM eta = 0, n = {rows[0]['n']} digits from x_T "
-        f"seed {rows[0]['seed']}, against the 1,000 held-out digits (real digits: FLD {rows[0]['S50']['real_fld']:.2f}).",
+        f"The `mnist` recipe's EMA model at several points of one run; DDIM eta = 0, n = {first['n']} digits from "
+        f"x_T seed {first['seed']}, against the 1,000 held-out digits "
+        f"(real digits: FLD {first['S50']['real_fld']:.2f}).",
         "",
         "| training step | images seen | FLD, S = 50 [95% interval] | FLD / real | confidence, S = 50 | FLD, S = 10 "
         "[95% interval] | confidence, S = 10 |",
@@ -79,10 +84,11 @@ def render(record: dict) -> str:
     ]
     for r in rows:
         a, b = r["S50"], r["S10"]
+        fld_a = f"{a['fld']:.2f} [{a['fld_low']:.2f}, {a['fld_high']:.2f}]"
+        fld_b = f"{b['fld']:.2f} [{b['fld_low']:.2f}, {b['fld_high']:.2f}]"
         lines.append(
-            f"| {r['step']:,} | {r['images_seen']:,} | {a['fld']:.2f} [{a['fld_low']:.2f}, {a['fld_high']:.2f}] | "
-            f"{a['fld_ratio']:.2f} | {a['confidence']:.3f} | {b['fld']:.2f} [{b['fld_low']:.2f}, {b['fld_high']:.2f}] | "
-            f"{b['confidence']:.3f} |"
+            f"| {r['step']:,} | {r['images_seen']:,} | {fld_a} | {a['fld_ratio']:.2f} | {a['confidence']:.3f} | "
+            f"{fld_b} | {b['confidence']:.3f} |"
         )
     return "\n".join(lines)
 

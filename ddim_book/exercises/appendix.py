@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ddim_book import samplers
-from ddim_book.exercises._core import compare
+from ddim_book.exercises._core import compare, positional
 from ddim_book.oracles import GaussianOracle
 from ddim_book.schedules import NoiseSchedule
 
@@ -73,11 +73,12 @@ def check_produced_variance(fn) -> str:
     ]
     return compare(
         "produced_variance",
-        fn,
+        positional("produced_variance", fn, "schedule", "std", "steps", "spacing"),
         produced_variance,
         cases,
         rtol=1e-8,
         atol=1e-14,
         hint="multiply A_i^2 over the steps tau_S -> ... -> tau_1 -> 0 (alpha_bar_0 = 1), with "
         "A_i = (sqrt(a a') s^2 + sqrt((1 - a)(1 - a'))) / (a s^2 + 1 - a), and start from variance 1 (x_T ~ N(0, 1)).",
+        exercise="A.1",
     )

@@ -16,26 +16,10 @@ from collections.abc import Callable
 
 import torch
 
-from ddim_book.exercises._core import ExerciseError, _describe, compare
+from ddim_book.exercises._core import compare, positional, schedule_or_default
 from ddim_book.schedules import NoiseSchedule
 
-__all__ = ["check_alpha_bars", "check_q_sample", "check_quadratic_betas", "positional", "schedule_or_default"]
-
-
-def schedule_or_default(schedule: NoiseSchedule | None) -> NoiseSchedule:
-    """The schedule a check grades against: ``schedule``, or DDPM's linear one (T = 1000) when None."""
-    if schedule is None:
-        return NoiseSchedule.linear(1000, 1e-4, 0.02)
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule or None, got {type(schedule).__name__}")
-    return schedule
-
-
-def positional(name: str, fn: Callable, *order: str) -> Callable:
-    """Call the reader's ``fn`` with the case's arguments by position, in ``order``: any parameter names work."""
-    if not callable(fn):
-        raise ExerciseError(f"{name}: expected a function, got {_describe(fn)}")
-    return lambda **kwargs: fn(*(kwargs[key] for key in order))
+__all__ = ["check_alpha_bars", "check_q_sample", "check_quadratic_betas"]
 
 
 def _q_sample_cases(schedule: NoiseSchedule) -> list[tuple[str, dict]]:
@@ -77,6 +61,7 @@ def check_q_sample(fn: Callable, schedule: NoiseSchedule | None = None) -> str:
             "(alpha_bars[0] = 1); for a tensor t of shape (B,), reshape the coefficients to (B, 1, ..., 1) "
             "so that they broadcast over every dimension after the batch."
         ),
+        exercise="1.1",
     )
 
 
@@ -107,6 +92,7 @@ def check_alpha_bars(fn: Callable) -> str:
             "alpha_bars[t] = (1 - beta_1) * ... * (1 - beta_t) is a cumulative product (torch.cumprod), "
             "and the book's arrays have length T + 1 with alpha_bars[0] = 1 (nothing has been multiplied yet)."
         ),
+        exercise="1.2",
     )
 
 
@@ -138,4 +124,5 @@ def check_quadratic_betas(fn: Callable) -> str:
             "sqrt(beta_start) to sqrt(beta_end) (both ends included, torch.linspace) and square them; "
             "the result has T entries, beta_1..beta_T, with no leading 0."
         ),
+        exercise="1.5",
     )

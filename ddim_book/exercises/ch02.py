@@ -15,8 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from ddim_book.exercises._core import compare
-from ddim_book.exercises.ch01 import positional, schedule_or_default
+from ddim_book.exercises._core import compare, positional, schedule_or_default
 from ddim_book.schedules import NoiseSchedule
 
 __all__ = ["check_posterior_mean_eps", "check_q_posterior", "check_skip_posterior", "skip_posterior"]
@@ -81,6 +80,7 @@ def check_q_posterior(fn: Callable, schedule: NoiseSchedule | None = None) -> st
             "and beta_tilde = (1 - abar_{t-1}) / (1 - abar_t) beta_t, with abar_0 = 1, so at t = 1 the "
             "mean is x0 and the variance 0. Index the arrays by t and by t - 1."
         ),
+        exercise="2.1",
     )
 
 
@@ -120,11 +120,12 @@ def check_posterior_mean_eps(fn: Callable, schedule: NoiseSchedule | None = None
             "divide by sqrt(alphas[t]) (one step), but scale eps by betas[t] / sqrt(1 - alpha_bars[t]) "
             "(the whole way from x_0)."
         ),
+        exercise="2.2",
     )
 
 
 def skip_posterior(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tensor, t_prev: int, t: int):
-    """Mean and variance of q(x_{t_prev} | x_t, x_0) for 0 <= t_prev < t <= T (chapter 2, exercise 3).
+    """Mean and variance of q(x_{t_prev} | x_t, x_0) for 0 <= t_prev < t <= T (exercise 2.3; chapter 2).
 
     A schedule whose only steps are alpha_bar_{t_prev} and alpha_bar_t jumps from t_prev to t in one step,
     with "alpha" = alpha_bar_t / alpha_bar_{t_prev}; its one-step posterior (DDPM eqs. (6)-(7)) is the
@@ -143,7 +144,7 @@ def skip_posterior(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tensor,
 
 
 def check_skip_posterior(fn: Callable, schedule: NoiseSchedule | None = None) -> str:
-    """Grade ``fn(x0, x_t, t_prev, t) -> (mean, variance)`` of q(x_{t_prev} | x_t, x_0) (chapter 2, exercise 3).
+    """Grade ``fn(x0, x_t, t_prev, t) -> (mean, variance)`` of q(x_{t_prev} | x_t, x_0) (exercise 2.3; chapter 2).
 
     x0, x_t: float64 tensors (B, ...); t_prev, t ints with 0 <= t_prev < t <= T. Returns the "passed" message.
     """
@@ -170,4 +171,5 @@ def check_skip_posterior(fn: Callable, schedule: NoiseSchedule | None = None) ->
             "repeat the completing-the-square of section 2 with q(x_t | x_k) = N(sqrt(abar_t / abar_k) x_k, "
             "(1 - abar_t / abar_k) I) (k = t_prev) in place of the one-step kernel and q(x_k | x_0) as the prior."
         ),
+        exercise="2.3",
     )

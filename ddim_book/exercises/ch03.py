@@ -16,8 +16,7 @@ from collections.abc import Callable
 import torch
 
 from ddim_book._checks import check_choice, check_timesteps
-from ddim_book.exercises._core import compare
-from ddim_book.exercises.ch01 import positional, schedule_or_default
+from ddim_book.exercises._core import compare, positional, schedule_or_default
 from ddim_book.schedules import NoiseSchedule
 
 __all__ = ["check_gaussian_kl", "check_loss_weight", "check_mu_from_eps", "gaussian_kl", "loss_weight", "mu_from_eps"]
@@ -97,6 +96,7 @@ def check_gaussian_kl(fn: Callable) -> str:
             "KL = 0.5 * (log(var2 / var1) + (var1 + (mean1 - mean2)**2) / var2 - 1). The arguments are "
             "VARIANCES; the first Gaussian is the one the expectation is taken under (KL is not symmetric)."
         ),
+        exercise="3.1",
     )
 
 
@@ -128,6 +128,7 @@ def check_loss_weight(fn: Callable, schedule: NoiseSchedule | None = None) -> st
             "lambda_t = beta_t**2 / (2 * sigma_t**2 * alpha_t * (1 - alpha_bar_t)) with sigma_t**2 = betas[t] or "
             "posterior_variances[t]; index the schedule's arrays by t itself (alpha_bars[0] = 1)."
         ),
+        exercise="3.2",
     )
 
 
@@ -175,4 +176,5 @@ def check_mu_from_eps(fn: Callable, schedule: NoiseSchedule | None = None) -> st
             "mu_theta = (x_t - betas[t] / sqrt(1 - alpha_bars[t]) * eps) / sqrt(alphas[t]): one step's alpha_t "
             "outside, the cumulative alpha_bar_t inside; reshape per-sample coefficients to (B, 1, ...)."
         ),
+        exercise="3.3",
     )

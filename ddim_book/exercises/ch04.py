@@ -16,8 +16,7 @@ from collections.abc import Callable
 import torch
 
 from ddim_book._checks import check_choice, check_int_range
-from ddim_book.exercises._core import compare
-from ddim_book.exercises.ch01 import positional, schedule_or_default
+from ddim_book.exercises._core import compare, positional, schedule_or_default
 from ddim_book.models import SinusoidalTimeEmbedding
 from ddim_book.samplers import VARIANCES
 from ddim_book.schedules import NoiseSchedule
@@ -58,6 +57,7 @@ def check_time_embedding(fn: Callable) -> str:
             "h = dim // 2 frequencies w_k = 10000 ** (-k / h) for k = 0..h-1 (so w_0 = 1); the angles are t * w_k "
             "with t itself (1-based, no shift); return torch.cat([sin(angles), cos(angles)], dim=1): all sines first"
         ),
+        exercise="4.1",
     )
 
 
@@ -117,4 +117,5 @@ def check_ddpm_step(fn: Callable, schedule: NoiseSchedule | None = None) -> str:
             "the cumulative alpha_bar under the root); sigma_t = sqrt(posterior_variances[t]) for 'beta_tilde', "
             "sqrt(betas[t]) for 'beta'; no noise at t = 1"
         ),
+        exercise="4.2",
     )

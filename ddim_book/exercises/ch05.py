@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ddim_book import samplers
-from ddim_book.exercises._core import compare
+from ddim_book.exercises._core import compare, positional
 from ddim_book.schedules import NoiseSchedule
 
 __all__ = ["check_ddim_sigma", "check_max_eta", "check_posterior_coefs", "max_eta", "posterior_coefs"]
@@ -87,13 +87,14 @@ def check_ddim_sigma(fn) -> str:
     ]
     return compare(
         "ddim_sigma",
-        fn,
+        positional("ddim_sigma", fn, "alpha_bar_t", "alpha_bar_prev", "eta"),
         samplers.ddim_sigma,
         cases,
         rtol=1e-9,
         atol=1e-12,
         hint="sigma_t(eta) = eta * sqrt((1 - a_prev) / (1 - a_t)) * sqrt(1 - a_t / a_prev): eta scales the "
         "standard deviation (so eta^2 scales the variance), and a_prev = 1 at the last step gives sigma = 0.",
+        exercise="5.1",
     )
 
 
@@ -106,25 +107,27 @@ def check_posterior_coefs(fn) -> str:
             cases.append((f"{label}, eta={eta}", {"alpha_bar_t": a_t, "alpha_bar_prev": a_prev, "sigma": sigma}))
     return compare(
         "posterior_coefs",
-        fn,
+        positional("posterior_coefs", fn, "alpha_bar_t", "alpha_bar_prev", "sigma"),
         posterior_coefs,
         cases,
         rtol=1e-9,
         atol=1e-12,
         hint="match variances, not standard deviations: kappa^2 (1 - a_t) + sigma^2 = 1 - a_prev, then "
         "lambda = sqrt(a_prev) - sqrt(a_t) kappa from the means. Return the pair (kappa, lambda).",
+        exercise="5.2",
     )
 
 
 def check_max_eta(fn) -> str:
-    """Grade ``fn(alpha_bar_t, alpha_bar_prev) -> eta_max`` (exercise 3 of chapter 5)."""
+    """Grade ``fn(alpha_bar_t, alpha_bar_prev) -> eta_max`` (exercise 5.3; chapter 5)."""
     cases = [(label, {"alpha_bar_t": a_t, "alpha_bar_prev": a_prev}) for label, a_t, a_prev in _cases(False)]
     return compare(
         "max_eta",
-        fn,
+        positional("max_eta", fn, "alpha_bar_t", "alpha_bar_prev"),
         max_eta,
         cases,
         rtol=1e-9,
         atol=1e-12,
         hint="set 1 - a_prev - sigma_t(eta)^2 = 0 and solve for eta > 0; the factor (1 - a_prev) cancels.",
+        exercise="5.3",
     )

@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from ddim_book import samplers
-from ddim_book.exercises._core import compare
-from ddim_book.exercises.ch01 import positional
+from ddim_book.exercises._core import compare, positional
 from ddim_book.schedules import NoiseSchedule
 
 __all__ = ["check_ddim_step", "check_trailing_timesteps", "check_uniform_timesteps"]
@@ -72,6 +71,7 @@ def check_ddim_step(fn: Callable) -> str:
             "pointing to x_t': the sigma^2 comes out of this square root) and sigma * noise, with "
             "sigma = eta * sqrt((1 - a_prev) / (1 - a_t)) * sqrt(1 - a_t / a_prev) (eta scales the standard deviation)."
         ),
+        exercise="6.1",
     )
 
 
@@ -109,6 +109,7 @@ def _check_tau(spacing: str, fn: Callable, hint: str) -> str:
         rtol=0.0,
         atol=0.0,
         hint=hint,
+        exercise="6.2",
     )
 
 

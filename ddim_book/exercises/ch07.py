@@ -16,8 +16,7 @@ from collections.abc import Callable
 import torch
 
 from ddim_book import samplers
-from ddim_book.exercises._core import compare
-from ddim_book.exercises.ch01 import positional, schedule_or_default
+from ddim_book.exercises._core import compare, positional, schedule_or_default
 from ddim_book.oracles import GaussianOracle
 from ddim_book.schedules import NoiseSchedule
 
@@ -90,6 +89,7 @@ def check_invert_step(fn: Callable, schedule: NoiseSchedule | None = None) -> st
             "alpha_bar (1 at the first step), then re-noise it to the next level: "
             "sqrt(alpha_bar_next) * x0_hat + sqrt(1 - alpha_bar_next) * eps"
         ),
+        exercise="7.1",
     )
 
 
@@ -126,4 +126,5 @@ def check_slerp(fn: Callable) -> str:
             "sin((1 - alpha) theta) / sin(theta) and z1 by sin(alpha theta) / sin(theta); keep the norms of z0 and z1 "
             "(do not normalise the vectors you combine); alpha = 0 must give z0 back"
         ),
+        exercise="7.2",
     )

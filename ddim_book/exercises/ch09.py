@@ -17,8 +17,7 @@ import torch
 
 from ddim_book import samplers
 from ddim_book.dpm_solver import dpm_solver_coefficients
-from ddim_book.exercises._core import compare
-from ddim_book.exercises.ch01 import positional, schedule_or_default
+from ddim_book.exercises._core import compare, positional, schedule_or_default
 from ddim_book.schedules import NoiseSchedule
 
 __all__ = ["check_first_order_step", "check_second_order_weights"]
@@ -64,6 +63,7 @@ def check_first_order_step(fn: Callable, schedule: NoiseSchedule | None = None) 
             "sigma_t (exp(h) - 1) = sigma_t (alpha_t sigma_s / (sigma_t alpha_s) - 1) = alpha_t sigma_s / alpha_s "
             "- sigma_t: use this form, which stays finite at sigma_t = 0, instead of computing exp(h)"
         ),
+        exercise="9.1",
     )
 
 
@@ -106,4 +106,5 @@ def check_second_order_weights(fn: Callable, schedule: NoiseSchedule | None = No
             "of a step towards smaller sigma; in sigma, integrate (sigma - sigma_s) from sigma_s to sigma_t and divide "
             "by sigma_s - sigma_p"
         ),
+        exercise="9.2",
     )
