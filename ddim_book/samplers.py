@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ddim_book._checks import check_choice, check_finite_nonneg, check_model_output
 from ddim_book._sampling import check_schedule, check_start, t_batches, trusted_timesteps
+from ddim_book.ddpm import VARIANCES, ddpm_step
 from ddim_book.dpm_solver import dpm_solver_sample
 from ddim_book.latents import slerp
 from ddim_book.schedules import NoiseSchedule
@@ -32,14 +33,13 @@ __all__ = [
     "ddim_step",
     "ddim_invert",
     "ddpm_sample",
+    "ddpm_step",
     "dpm_solver_sample",
     "parse_eta",
     "sigma_hat",
     "slerp",
     "timesteps",
 ]
-
-VARIANCES = ("beta_tilde", "beta")
 
 
 def ddim_sigma(alpha_bar_t, alpha_bar_prev, eta: float = 1.0):

@@ -360,3 +360,21 @@ def test_trailing_spacing_rounds_half_up():
     for T, S in [(1000, 16), (1000, 3), (1000, 7), (999, 10), (10, 4), (1000, 1000)]:
         expected = [int(Fraction(i * T, S) + Fraction(1, 2)) for i in range(1, S + 1)]
         assert samplers.timesteps(T, S, "trailing") == expected
+
+
+@pytest.mark.parametrize("variance", ["beta_tilde", "beta"])
+def test_ddpm_step_is_eq_11_with_sigma_z(variance):
+    """samplers.ddpm_step (posterior mean of eq. (7) at x0_hat, plus sigma_t z) against DDPM eq. (11) written out."""
+    from ddim_book.samplers import ddpm_step
+
+    s = NoiseSchedule.linear(1000)
+    g = torch.Generator().manual_seed(5)
+    x_t, eps, z = (torch.randn((3, 1, 4, 4), generator=g, dtype=torch.float64) for _ in range(3))
+    for t in (1000, 500, 2, 1):
+        beta, alpha, ab = s.betas[t], s.alphas[t], s.alpha_bars[t]
+        sigma2 = beta if variance == "beta" else beta * (1 - s.alpha_bars[t - 1]) / (1 - ab)
+        want = (x_t - beta / (1 - ab).sqrt() * eps) / alpha.sqrt() + (sigma2.sqrt() * z if t > 1 else 0)
+        torch.testing.assert_close(ddpm_step(s, x_t, eps, t, z, variance), want)
+    with pytest.raises(ValueError, match="noise"):
+        ddpm_step(s, x_t, eps, 5)
+    assert torch.equal(ddpm_step(s, x_t, eps, 1), ddpm_step(s, x_t, eps, 1, z))  # no noise at t = 1

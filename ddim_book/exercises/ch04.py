@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from ddim_book._checks import check_choice, check_int_range
+from ddim_book import samplers
 from ddim_book.exercises._core import compare, positional, schedule_or_default
 from ddim_book.models import SinusoidalTimeEmbedding
 from ddim_book.samplers import VARIANCES
@@ -62,20 +62,8 @@ def check_time_embedding(fn: Callable) -> str:
 
 
 def ddpm_step(schedule: NoiseSchedule, x_t: torch.Tensor, eps: torch.Tensor, t: int, z: torch.Tensor, variance: str):
-    """The reference step of DDPM Algorithm 2: mu_tilde(x0_hat, x_t) + sigma_t z, with z ignored at t = 1.
-
-    x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (DDPM eq. (15)); the mean is the posterior mean of
-    DDPM eq. (7), which equals eq. (11) (chapter 4); sigma_t^2 = beta_tilde_t or beta_t. Returns x_t's shape and dtype.
-    """
-    check_choice("variance", variance, VARIANCES)
-    t = check_int_range("t", t, 1, schedule.T)
-    ab = schedule.alpha_bars[t]
-    x0_hat = (x_t.double() - (1 - ab).sqrt() * eps.double()) / ab.sqrt()
-    mean = schedule.q_posterior(x0_hat, x_t.double(), t)[0]
-    if t == 1:  # Algorithm 2: z = 0 at the last step
-        return mean.to(x_t.dtype)
-    var = schedule.posterior_variances[t] if variance == "beta_tilde" else schedule.betas[t]
-    return (mean + var.sqrt() * z.double()).to(x_t.dtype)
+    """The reference the exercise is graded against: :func:`ddim_book.samplers.ddpm_step` (DDPM Algorithm 2)."""
+    return samplers.ddpm_step(schedule, x_t, eps, t, z, variance)
 
 
 def _step_cases(schedule: NoiseSchedule) -> list[tuple[str, dict]]:
