@@ -158,6 +158,7 @@ print(f"\ntorch {torch.__version__}; CUDA available: {torch.cuda.is_available()}
 # | 9 | Beyond DDIM | DDIM as the first-order exponential integrator, and a second-order solver |
 # | A | How exact is DDIM with a perfect network? | the sampler's own error, measured with the exact oracles |
 # | B | From this book to diffusers | which `DDIMScheduler` settings reproduce `ddim_sample`, and what the others change |
+# | C | Worked solutions | the pen-and-paper exercises of every chapter, solved step by step, with sympy checks |
 #
 # Chapters 1–3 are the theory every later chapter leans on. Chapters 5–7 are the DDIM paper; they need chapter 2's
 # posterior and chapter 3's objective, but not chapter 4's training. Chapter 8 can be read at any time after 3,

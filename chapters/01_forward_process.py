@@ -203,7 +203,7 @@ print(tuple(x_t_batch.shape), x_t_batch.dtype)
 #   $-\tfrac12 \log(1 - \bar\alpha_T) \approx \bar\alpha_T / 2$ nats for every pixel at $\pm 1$: negligible, but not zero.
 # - DDPM's **quadratic** schedule keeps the same endpoints but spaces $\sqrt{\beta_t}$ evenly instead of $\beta_t$:
 #   $\beta_t = \big(\sqrt{\beta_1} + \tfrac{t-1}{T-1}(\sqrt{\beta_T} - \sqrt{\beta_1})\big)^2$ (`NoiseSchedule.quadratic`). DDPM
-#   (appendix B) lists it, with constant and linear schedules, among those it tried before settling on the linear one;
+#   (its appendix B) lists it, with constant and linear schedules, among those it tried before settling on the linear one;
 #   it is the `"quad"` option of the DDPM and DDIM code. The square of an average is at most the average of the squares,
 #   so every $\beta_t$ lies below the linear one, and the total $\sum_t \beta_t$, which sets $\bar\alpha_T \approx e^{-\sum_t \beta_t}$, shrinks
 #   from $T(\beta_1 + \beta_T)/2$ to about $T(\beta_1 + \sqrt{\beta_1 \beta_T} + \beta_T)/3$ (sympy derives both facts below).

@@ -70,7 +70,7 @@ print(f"shipped model: {model.num_parameters():,} parameters; schedule: {s}")
 # ## 1. The U-Net, block by block
 #
 # The network must map an image $x_t$ and an integer $t$ to an image of the same shape, the predicted noise.
-# DDPM (appendix B) uses a U-Net in the style of PixelCNN++: a **down path** of residual blocks that halves the
+# DDPM (its appendix B) uses a U-Net in the style of PixelCNN++: a **down path** of residual blocks that halves the
 # resolution level by level, a **middle** at the coarsest resolution, and an **up path** that doubles it back.
 # Every activation of the down path is kept and concatenated onto the input of one up-path block (the skip
 # connections), so fine detail does not have to squeeze through the $7 \times 7$ bottleneck. The residual blocks
@@ -283,7 +283,7 @@ print("\n".join(source[first : last + 1]))
 # Line by line: `x0` is a minibatch of digits (step 1); `t` is drawn uniformly from 1..T, one per image (step 2);
 # `noise` is $\epsilon$ (step 3); `x_t` is DDPM eq. (4), with $\sqrt{\bar\alpha_t}$ and $\sqrt{1 - \bar\alpha_t}$
 # precomputed once; the mean squared error over the batch and all pixels is $L_\text{simple}$ up to a constant factor
-# (step 4). Around it sit the practical pieces of appendix B: the AdamW step, gradient clipping at norm 1, and an
+# (step 4). Around it sit the practical pieces of DDPM's appendix B: the AdamW step, gradient clipping at norm 1, and an
 # exponential moving average (EMA) of the weights, which is the model that samples.
 #
 # ### How low can the loss go?

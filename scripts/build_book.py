@@ -11,6 +11,7 @@ chapters recompute their cached results instead of reading data/results/.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -22,8 +23,19 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def stable_ids(nb) -> None:
+    """Give every cell an id derived from its type and source, so that rebuilding a notebook does not rewrite the
+    ids of unchanged cells (jupytext draws new random ones each time, a diff that would hide the real changes)."""
+    seen: dict[str, int] = {}
+    for cell in nb.cells:
+        digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
+        seen[digest] = seen.get(digest, 0) + 1
+        cell.id = digest if seen[digest] == 1 else f"{digest}-{seen[digest]}"
+
+
 def build(py: Path, timeout: int = 900) -> float:
     nb = jupytext.read(py)
+    stable_ids(nb)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
     start = time.perf_counter()

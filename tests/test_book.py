@@ -10,7 +10,8 @@ import jupytext
 import nbformat
 import pytest
 
-CHAPTERS = sorted((Path(__file__).resolve().parents[1] / "chapters").glob("[0-9][0-9]_*.py"))
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.py"))
 
 
 def _cells(nb):
@@ -45,3 +46,17 @@ def test_stored_notebooks_carry_no_execution_timestamps(py):
 
 def test_there_is_a_book():
     assert len(CHAPTERS) >= 1
+
+
+@pytest.mark.parametrize("py", CHAPTERS, ids=lambda p: p.stem)
+def test_stored_cell_ids_follow_the_cells_content(py):
+    """Cell ids come from each cell's content (scripts/build_book.py): a rebuild leaves unchanged cells' ids."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    stored = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
+    ids = [cell.id for cell in stored.cells]
+    build_book.stable_ids(stored)
+    assert ids == [cell.id for cell in stored.cells], "rebuild it: python scripts/build_book.py " + py.name
