@@ -268,7 +268,7 @@ print(
 #
 # | symbol | meaning | where |
 # |---|---|---|
-# | $\sigma_t$ | standard deviation of DDPM's reverse step $p_\theta(x_{t-1} \mid x_t)$, with $\sigma_t^2 = \beta_t$ or $\tilde\beta_t$ | ch. 2, 3, 4; ch. 8 sec. 5 (DDPM's update as a Langevin step) |
+# | $\sigma_t$ | standard deviation of DDPM's reverse step $p_\theta(x_{t-1} \mid x_t)$, with $\sigma_t^2 = \beta_t$ or $\tilde\beta_t$ | ch. 2, 3, 4; ch. 8 sec. 8 (DDPM's update as a Langevin step) |
 # | $\sigma_t$, $\sigma_t(\eta)$ | the free standard deviation of DDIM's $q_\sigma$, set by $\eta$ in DDIM eq. (16); $\sigma_t(1)^2 = \tilde\beta_t$, and $\hat\sigma_t$ the larger choice of DDIM sec. 5.1 | ch. 5, 6, appendix B |
 # | $\sigma$, $\sigma_t$ | $\sqrt{1 - \bar\alpha}/\sqrt{\bar\alpha}$: the time of DDIM's ODE (eq. (14)), and NCSN's noise scale | ch. 7, 8 sec. 3, 9 |
 # | $\sigma_t$ (quoted) | the DPM-Solver paper's $\sqrt{1 - \bar\alpha_t}$, translated where quoted | ch. 9 |
