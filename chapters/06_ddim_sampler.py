@@ -677,11 +677,10 @@ pattern(previous_cells, "fld", f"MNIST, the previous model (sha256 {previous['mo
 # before this one, trained on a fifth as many images, had $\eta = 1$ ahead at every $S$ (the last line; 250 digits per
 # cell, no intervals). With more training that lead shrank into the noise, which fits the explanation above (a network
 # with larger errors gains more from noise that forgets them); two models are not a proof of it. At $S = 1000$, where
-# the paper finds $\hat\sigma$ best, four of the five cells are computed, with 500 digits each (they cost ten times the
-# $S = 100$ ones): $\hat\sigma$ 14.8, $\eta = 1$ 14.9 and $\eta = 0.2$ 13.9 against $\eta = 0$'s 20.3. The stochastic
-# samplers lead, in the paper's direction, but every interval ($\pm 5$ to $\pm 6$) overlaps every other, so at this $n$
-# the ranking is noise. The same command (`python scripts/eta_steps_table.py --setting mnist`, resumable) fills the
-# last cell, $\eta = 0.5$.
+# the paper finds $\hat\sigma$ best, all five cells are computed with 500 digits each (they cost ten times the
+# $S = 100$ ones): $\hat\sigma$ 14.8, $\eta = 1$ 14.9, $\eta = 0.5$ 14.0 and $\eta = 0.2$ 13.9 against $\eta = 0$'s 20.3.
+# The stochastic samplers lead, in the paper's direction, but every interval ($\pm 5$ to $\pm 6$) overlaps every
+# other, so at this $n$ the ranking is noise.
 #
 # The figure puts the three tables side by side (log scales). The dotted lines are the baselines: exact vs exact for
 # the mixture, real vs real and noise vs real for MNIST.
