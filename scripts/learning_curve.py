@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ddim_book._io import atomic_write_text
-from ddim_book.bench.report import update_doc
+from ddim_book.bench.report import check_doc, update_doc
 from ddim_book.checkpoints import load_checkpoint, load_weights
 from ddim_book.evaluation import generate, score_digits
 from ddim_book.models import build_model
@@ -48,11 +48,10 @@ def read_cache(path: Path) -> dict:
         ) from None
 
 
-def score_checkpoint(path: Path, n: int = 1000, seed: int = 0) -> dict:
-    """The EMA model of the trainer checkpoint ``path`` scored at S = 50 and 10 (DDIM, eta = 0, x_T seed ``seed``)."""
-    state = load_checkpoint(path)
+def score_checkpoint(state: dict, n: int = 1000, seed: int = 0) -> dict:
+    """The EMA model of a loaded trainer checkpoint scored at S = 50 and 10 (DDIM, eta = 0, x_T seed ``seed``)."""
     model = build_model(state["model_kind"], **state["model_config"])
-    load_weights(model, state["ema"]["weights"], what=f"the EMA of {path}")
+    load_weights(model, state["ema"]["weights"], what=f"the EMA of the checkpoint at step {state['step']}")
     model.eval().check_inputs = False
     schedule = NoiseSchedule.from_dict(state["schedule"])
     row = {"step": state["step"], "images_seen": state["step"] * state["config"]["batch_size"], "n": n, "seed": seed}
@@ -103,8 +102,11 @@ def main(argv=None) -> int:
     missing = [str(p) for p in args.checkpoints if not p.is_file()]
     if missing:
         parser.error(f"no such checkpoint: {', '.join(missing)}")
-    if args.doc and (not args.doc.is_file() or START not in args.doc.read_text()):
-        parser.error(f"--doc {args.doc} must be a file with the lines {START} and {END}")
+    if args.doc:
+        try:
+            check_doc(args.doc, START, END)
+        except ValueError as err:
+            parser.error(str(err))
     if args.threads:
         torch.set_num_threads(args.threads)
     record = read_cache(args.out)
@@ -112,10 +114,11 @@ def main(argv=None) -> int:
                "command": "python scripts/learning_curve.py " + " ".join(str(p) for p in args.checkpoints)}  # fmt: skip
     done = {r["step"] for r in record["rows"]}
     for path in args.checkpoints:
-        step = load_checkpoint(path)["step"]
+        state = load_checkpoint(path)
+        step = state["step"]
         if step in done:
             continue
-        row = score_checkpoint(path)
+        row = score_checkpoint(state)
         record["rows"] = sorted([*record["rows"], row], key=lambda r: r["step"])
         done.add(step)
         atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ddim_book.bench.report import update_doc
+from ddim_book.bench.report import check_doc, update_doc
 from ddim_book.samplers import ddim_sample
 
 __all__ = ["QUALITY_START", "QUALITY_END", "quality_configs", "render_quality", "run_quality"]
@@ -148,9 +148,7 @@ def render_quality(result: dict) -> str:
 def main_cli(args) -> int:
     """``ddim-book bench quality``: train both U-Nets to each budget, score them, print (and file) the table."""
     if args.doc:  # before hours of training, not after
-        doc = Path(args.doc).read_text() if Path(args.doc).is_file() else ""
-        if QUALITY_START not in doc or QUALITY_END not in doc:
-            raise ValueError(f"--doc {args.doc} must be a file with the lines {QUALITY_START} and {QUALITY_END}")
+        check_doc(args.doc, QUALITY_START, QUALITY_END)
     budgets = [int(b) for b in args.budgets.split(",")]
     seeds = [int(k) for k in args.seeds.split(",")]
     result = run_quality(args.out_dir, args.config, budgets, seeds, args.n, args.sample_steps, args.device,

@@ -105,6 +105,14 @@ def render_markdown(results: dict) -> str:
     return "\n".join(out).rstrip()
 
 
+def check_doc(path, start: str, end: str) -> None:
+    """ValueError unless ``path`` is a Markdown file holding the marker lines ``start`` and ``end``: checked before a
+    long measurement, so that its results are not lost to a wrong ``--doc``."""
+    doc = Path(path).read_text() if Path(path).is_file() else ""
+    if start not in doc or end not in doc:
+        raise ValueError(f"--doc {path} must be a file with the lines {start} and {end}")
+
+
 def update_doc(path, text: str, start: str = DOC_START, end: str = DOC_END) -> None:
     """Replace what lies between the marker lines ``start`` and ``end`` of the Markdown file ``path`` with ``text``."""
     path = Path(path)

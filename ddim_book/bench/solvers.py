@@ -11,12 +11,11 @@ smallest S on the grid from which the error stays at or below it. Every rule mak
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import torch
 
 from ddim_book._io import atomic_write_text
-from ddim_book.bench.report import update_doc
+from ddim_book.bench.report import check_doc, update_doc
 from ddim_book.oracles import GaussianOracle
 from ddim_book.samplers import ddim_sample, dpm_solver_sample
 from ddim_book.schedules import NoiseSchedule
@@ -102,9 +101,7 @@ def render_solvers(result: dict) -> str:
 def main_cli(args) -> int:
     """``ddim-book bench solvers``: measure, print the table, optionally write JSON and update a Markdown block."""
     if args.doc:  # checked before the work, not after
-        text = Path(args.doc).read_text() if Path(args.doc).is_file() else ""
-        if SOLVER_START not in text or SOLVER_END not in text:
-            raise ValueError(f"--doc {args.doc} must be a file with the lines {SOLVER_START} and {SOLVER_END}")
+        check_doc(args.doc, SOLVER_START, SOLVER_END)
     targets = [float(t) for t in args.targets.split(",")]
     result = run_solvers(targets, args.max_steps)
     text = render_solvers(result)
