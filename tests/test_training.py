@@ -29,6 +29,7 @@ from ddim_book.training import (
     save_checkpoint,
 )
 from ddim_book.training.batches import EpochBatches
+from ddim_book.training.configs import lr_at
 
 TESTS = Path(__file__).resolve().parent
 
@@ -185,6 +186,32 @@ def test_lr_warm_up_and_ema_warm_up(tmp_path):
     ema.update(layer)  # d_0 = min(0.999, 1/10): the average moves 90% of the way
     assert ema.model.weight.item() == pytest.approx(0.9)
     assert ema.current_decay() == pytest.approx(2 / 11)
+
+
+def test_lr_cools_down_linearly_to_zero_over_the_last_steps():
+    config = toy(warmup_steps=4, lr=1e-3, total_steps=100, lr_decay_steps=20)
+    lrs = [lr_at(config, step) for step in range(100)]
+    assert lrs[:4] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    assert lrs[4:80] == pytest.approx([1e-3] * 76)
+    # the update from step s has lr * (100 - s) / 20: half at s = 90, one twentieth at the last update
+    assert lrs[90] == pytest.approx(5e-4) and lrs[99] == pytest.approx(5e-5)
+    assert all(a > b for a, b in zip(lrs[80:], lrs[81:]))
+    assert lr_at(toy(lr=1e-3, total_steps=100), 99) == pytest.approx(1e-3)  # 0 turns the cool-down off
+    with pytest.raises(ValueError, match="cannot exceed total_steps"):
+        toy(total_steps=10, lr_decay_steps=11)
+
+
+def test_a_cool_down_may_be_added_on_resume_only_where_no_update_changes(tmp_path):
+    Trainer(toy(total_steps=6, warmup_steps=0), tmp_path, progress=False).train()
+    # a checkpoint written before lr_decay_steps existed reads as one without a cool-down
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    del state["config"]["lr_decay_steps"]
+    torch.save(state, tmp_path / "last.pt")
+    longer = Trainer(toy(total_steps=10, lr_decay_steps=4, warmup_steps=0), tmp_path, progress=False)
+    assert longer.step == 6 and longer.train()["step"] == 10
+    assert [r["lr"] for r in longer.log.read()][-1] == pytest.approx(1e-3 / 4)
+    with pytest.raises(CheckpointError, match=r"the lr schedule \(update 7 had lr"):
+        Trainer(toy(total_steps=12, lr_decay_steps=4, warmup_steps=0), tmp_path, progress=False)
 
 
 def test_epoch_batches_shard_each_global_batch_disjointly():

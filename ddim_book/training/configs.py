@@ -63,7 +63,8 @@ class TrainConfig:
         dataset: one of ``DATASETS``; ``dataset_size`` points are drawn once for the 2-D sets
             (ignored for MNIST, which uses the 9,000-digit training part).
         batch_size: images per optimizer step, summed over all processes under DDP.
-        lr, weight_decay: AdamW; lr rises linearly over ``warmup_steps`` and then stays constant.
+        lr, weight_decay: AdamW; lr rises linearly over ``warmup_steps``, stays constant, and falls
+            linearly to 0 over the last ``lr_decay_steps`` of ``total_steps`` (0: no decay); see :func:`lr_at`.
         grad_clip: max global L2 norm of the gradient; 0 turns clipping off.
         ema_decay: EMA decay; the effective decay is min(ema_decay, (1 + n) / (10 + n)) after n updates.
         total_steps: optimizer steps of the whole run (resumable in chunks).
@@ -90,6 +91,7 @@ class TrainConfig:
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_steps: int = 200
+    lr_decay_steps: int = 0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     total_steps: int = 8000
@@ -122,7 +124,7 @@ class TrainConfig:
         if not _DEVICE_PATTERN.fullmatch(self.device):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
         ints = {
-            "dataset_size": 1, "batch_size": 1, "warmup_steps": 0, "total_steps": 1, "log_every": 1,
+            "dataset_size": 1, "batch_size": 1, "warmup_steps": 0, "lr_decay_steps": 0, "total_steps": 1, "log_every": 1,
             "ckpt_every": 0, "sample_every": 0, "sample_steps": 1, "sample_n": 1, "seed": 0,
         }  # fmt: skip
         for name, low in ints.items():
@@ -132,6 +134,8 @@ class TrainConfig:
             if not low <= value <= 2**63 - 1:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value}")
             setattr(self, name, int(value))
+        if self.lr_decay_steps > self.total_steps:
+            raise ValueError(f"lr_decay_steps ({self.lr_decay_steps}) cannot exceed total_steps ({self.total_steps})")
         for name, low, high, open_low in (
             ("lr", 0.0, math.inf, True),
             ("weight_decay", 0.0, math.inf, False),
@@ -179,6 +183,22 @@ class TrainConfig:
         """A copy with some fields changed (validated like a new config)."""
         _check_fields(changes)
         return dataclasses.replace(self, **changes)
+
+
+def lr_at(config: TrainConfig, step: int) -> float:
+    """Learning rate of the update from ``step`` to ``step + 1`` (0-based).
+
+    lr * min(1, (step + 1) / warmup_steps, (total_steps - step) / lr_decay_steps): a linear warm-up, a
+    constant stretch, and a linear cool-down that reaches 0 at the last update when ``lr_decay_steps > 0``.
+    Averaging the weights (the EMA) removes some of the noise a constant lr leaves in them; lowering the
+    lr at the end removes more (BENCHMARKS.md, "Training longer").
+    """
+    factor = 1.0
+    if config.warmup_steps:
+        factor = min(factor, (step + 1) / config.warmup_steps)
+    if config.lr_decay_steps:
+        factor = min(factor, max(0.0, (config.total_steps - step) / config.lr_decay_steps))
+    return config.lr * factor
 
 
 def field_names() -> list[str]:
@@ -268,8 +288,10 @@ def _toy_mlp() -> TrainConfig:
 
 # Fields that may differ between a checkpoint and the config that resumes it: they change how the
 # run is watched or executed, not which updates it makes (so resuming stays exact on the CPU).
+# total_steps and lr_decay_steps may change only while the lr of every update already made stays the same
+# (checked by lr_changes).
 RESUMABLE_CHANGES = frozenset(
-    {"name", "total_steps", "log_every", "ckpt_every", "sample_every", "sample_steps", "sample_n"}
+    {"name", "total_steps", "lr_decay_steps", "log_every", "ckpt_every", "sample_every", "sample_steps", "sample_n"}
     | {"device", "bf16", "channels_last", "apply_on_cpu", "compile"}
 )
 
@@ -278,10 +300,12 @@ def config_differences(stored: dict, config: TrainConfig, ignore=RESUMABLE_CHANG
     """Human-readable list of the fields (``model.base_channels`` for nested ones) where a stored
     config dict and ``config`` disagree, leaving out ``ignore``."""
     current, diffs = config.to_dict(), []
+    defaults = TrainConfig().to_dict()
     for key, value in current.items():
         if key in ignore:
             continue
-        old = stored.get(key)
+        # a field missing from an older checkpoint was written before it existed, i.e. at its default
+        old = stored.get(key, defaults.get(key))
         if isinstance(old, dict) and isinstance(value, dict):
             for sub in sorted(set(old) | set(value)):
                 if old.get(sub) != value.get(sub):
@@ -289,6 +313,22 @@ def config_differences(stored: dict, config: TrainConfig, ignore=RESUMABLE_CHANG
         elif old != value:
             diffs.append(f"{key} (checkpoint: {old!r}, config: {value!r})")
     return diffs
+
+
+def lr_changes(stored: dict, config: TrainConfig, steps_done: int) -> list[str]:
+    """The lr-schedule difference (as a one-item list) if resuming a run that stored config dict ``stored``
+    after ``steps_done`` updates with ``config`` would have given any of those updates another lr."""
+    try:
+        old = TrainConfig.from_dict({**stored, "model": {}})
+    except (TypeError, ValueError):
+        return []  # the field-by-field comparison reports what is wrong with the stored config
+    for step in range(steps_done):
+        if not math.isclose(lr_at(old, step), lr_at(config, step), rel_tol=1e-12, abs_tol=0.0):
+            return [
+                f"the lr schedule (update {step} had lr {lr_at(old, step):.6g} with total_steps={old.total_steps}, "
+                f"lr_decay_steps={old.lr_decay_steps}; it would have {lr_at(config, step):.6g})"
+            ]
+    return []
 
 
 _PRESETS = {"mnist": _mnist, "mnist-small": _mnist_small, "mnist-tiny": _mnist_tiny, "toy-mlp": _toy_mlp}

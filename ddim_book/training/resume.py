@@ -13,7 +13,7 @@ import torch
 
 from ddim_book.checkpoints import CHECKPOINT_FORMAT, FORMAT_VERSION, CheckpointError, load_weights
 from ddim_book.training import distributed
-from ddim_book.training.configs import RESUMABLE_CHANGES, config_differences
+from ddim_book.training.configs import RESUMABLE_CHANGES, config_differences, lr_changes
 from ddim_book.training.rng import derive_seed, seeded_global_rng
 
 __all__ = ["restore_optimizer", "restore_trainer", "trainer_state"]
@@ -52,7 +52,8 @@ def _differences(state: dict, trainer) -> list[str]:
         for k in sorted(set(stored) | set(current))
         if stored.get(k) != current.get(k)
     ]
-    return diffs
+    # with lr and warm-up equal, total_steps and lr_decay_steps may still move the cool-down into the past
+    return diffs or lr_changes(state["config"], trainer.config, int(state["step"]))
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict) -> None:

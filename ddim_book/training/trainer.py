@@ -22,7 +22,7 @@ from ddim_book._io import remove_stale_temps
 from ddim_book.checkpoints import load_checkpoint, save_checkpoint
 from ddim_book.training import distributed
 from ddim_book.training.batches import EpochBatches, load_training_data
-from ddim_book.training.configs import TrainConfig
+from ddim_book.training.configs import TrainConfig, lr_at
 from ddim_book.training.ema import EMA
 from ddim_book.training.interrupts import GracefulInterrupt
 from ddim_book.training.reporting import TrainLog, write_preview
@@ -133,9 +133,8 @@ class Trainer:
         self._interval_steps, self._interval_start = 0, time.monotonic()
 
     def lr_at(self, step: int) -> float:
-        """Learning rate of the update from ``step`` to ``step + 1``: linear warm-up, then constant."""
-        warmup = self.config.warmup_steps
-        return self.config.lr * min(1.0, (step + 1) / warmup) if warmup else self.config.lr
+        """Learning rate of the update from ``step`` to ``step + 1`` (:func:`configs.lr_at`)."""
+        return lr_at(self.config, step)
 
     # ----- one step of DDPM Algorithm 1 -----------------------------------------------------------
     def dropout_rng_state(self):
