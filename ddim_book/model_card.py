@@ -66,7 +66,8 @@ def render(name: str, entry: dict) -> str:
         f"{entry.get('data', {}).get('held_out', '')}",
         f"- **Training**: config `{cfg['name']}`; {entry['training_steps']:,} steps of batch {cfg['batch_size']} = "
         f"{entry['images_seen']:,} images; AdamW lr {cfg['lr']:g} after {cfg['warmup_steps']} warm-up steps, "
-        f"gradient clipping at {cfg['grad_clip']:g}, EMA decay {cfg['ema_decay']:g}, dropout "
+        + (f"falling linearly to 0 over the last {cfg['lr_decay_steps']:,} steps, " if cfg.get("lr_decay_steps") else "")
+        + f"gradient clipping at {cfg['grad_clip']:g}, EMA decay {cfg['ema_decay']:g}, dropout "
         f"{cfg['model'].get('dropout')}, seed {cfg['seed']}.",
         f"- **Wall time**: {minutes:.1f} min on {entry['trained_on']} ({machine['cpu']}, {machine['cores']} cores, "
         f"torch {machine['torch']}).",

@@ -21,11 +21,14 @@ reference sets from ``seed + 2`` and ``seed + 3``. Every cell starts from the sa
 
 Resumable: the JSON (default ``data/results/eta_steps_<setting>.json``) is rewritten after every cell; a cell
 already there with the same model (sha256), recipe, n, seed and spacing is skipped. Cells run cheapest first.
+Several processes may fill one file at once (say ``--etas 0 0.2`` and ``--etas 0.5 1 sigma_hat`` on two cores):
+each write re-reads the file under a lock and keeps the other processes' cells.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -64,6 +67,49 @@ def eta_label(eta) -> str:
 def write_json(path: Path, data: dict) -> None:
     """Write atomically: an interrupted run never leaves a torn file."""
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on ``path``.lock while the block runs (POSIX; elsewhere one process per file)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def merge_and_write(path: Path, results: dict, cells: dict) -> None:
+    """Write ``results`` with ``cells`` plus the current model's cells another process wrote meanwhile."""
+    with locked(path):
+        on_disk = read_results(path)
+        for c in on_disk.get("cells", []):
+            if c["model"] == results["model"] and (c["eta"], c["steps"]) not in cells:
+                cells[(c["eta"], c["steps"])] = c
+        for n_key, anchor in on_disk.get("baselines", {}).items():
+            results["baselines"].setdefault(n_key, anchor)
+        earlier = on_disk.get("computed_by", []) if on_disk.get("model") == results["model"] else []
+        results["computed_by"] = list(dict.fromkeys(earlier + [results["command"]]))
+        results["cells"] = sorted(cells.values(), key=lambda c: (c["steps"], ETAS.index(c["eta"])))
+        write_json(path, results)
+
+
+def read_results(path: Path) -> dict:
+    """The JSON at ``path`` ({} if absent); a corrupt file stops the run with the command that rebuilds it."""
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise SystemExit(
+            f"error: {path} is corrupt ({err}); delete it and rebuild it with: python scripts/eta_steps_table.py"
+        ) from None
 
 
 class Mixture:
@@ -187,7 +233,7 @@ def estimate(args) -> None:
 
 def run(args, argv) -> int:
     out = args.out or ROOT / "data" / "results" / f"eta_steps_{args.setting}.json"
-    results = json.loads(out.read_text()) if out.exists() else {}
+    results = read_results(out)
     setting = Mixture(args.n, args.seed) if args.setting == "mixture" else Mnist(args.n, args.seed, args.batch)
     results.update(
         {
@@ -226,12 +272,10 @@ def run(args, argv) -> int:
             wall = time.perf_counter() - start
             cells[key] = {"eta": key[0], "steps": steps, **wanted, **metrics, "wall_s": round(wall, 2)}
             cells[key]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-            results["cells"] = sorted(cells.values(), key=lambda c: (c["steps"], ETAS.index(c["eta"])))
-            write_json(out, results)
+            merge_and_write(out, results, cells)
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
             print(f"eta={key[0]:>9} S={steps:>4}: {shown}  ({wall:.1f} s)", flush=True)
-    results["cells"] = sorted(cells.values(), key=lambda c: (c["steps"], ETAS.index(c["eta"])))
-    write_json(out, results)
+    merge_and_write(out, results, cells)
     print(f"wrote {out}")
     return 0
 
