@@ -12,7 +12,9 @@ Settings (DDIM eq. (12) along the sub-sequence of DDIM sec. 4.2, ``samplers.ddim
   the same numbers for 8 fresh exact sets of n points, what a perfect sampler scores at this n.
 - ``mnist``: the shipped EMA U-Net (float32). Final samples are clamped to [-1, 1]. Metrics: the Fréchet LeNet
   Distance (FLD, not FID) against the 1,000 held-out digits with a 95% bootstrap interval
-  (:func:`ddim_book.metrics.fld_bootstrap`), and the classifier's confidence and coverage; anchors at the same
+  (:func:`ddim_book.metrics.fld_bootstrap`, whose 200 resampled values each cell keeps as ``fld_boot`` for the
+  paired comparisons of :func:`ddim_book.metrics.paired_difference`), and the classifier's confidence and
+  coverage; anchors at the same
   n and reference: n real "train" digits, and n clipped Gaussian-noise images. n = 1000 per cell, except the
   S = 1000 cells, which use the first ``--n-long`` (default 500) of the same x_T: they cost 10x the S = 100 ones.
 
@@ -168,8 +170,9 @@ class Mnist:
         self._evaluate = evaluate_samples
         self.x_T = torch.randn((n, 1, 28, 28), generator=torch.Generator().manual_seed(seed))
         self.seed, self.batch = seed, batch
-        self.recipe = ("FLD to the 1000 held-out digits with a 95% normal bootstrap interval (200 resamples), samples "
-                       "clamped to [-1, 1]; x_T seed, noise seed + 1")  # fmt: skip
+        self.recipe = ("FLD to the 1000 held-out digits with a 95% normal bootstrap interval (200 resamples at "
+                       "positions drawn from the seed, kept for paired differences), samples clamped to [-1, 1]; x_T "
+                       "seed, noise seed + 1")  # fmt: skip
         self._train = mnist_dataset("train")[0]
         self._scores, self._fld, self._sha = classifier_scores, frechet_lenet_distance, sha256_of
         self._classifier_path = default_classifier_path()
@@ -204,8 +207,15 @@ class Mnist:
 
         out = self._evaluate(samples, self.classifier, reference="held_out")
         keep = {k: out[k] for k in ("fld", "confidence", "coverage", "class_entropy", "class_histogram")}
-        interval = fld_bootstrap(samples, "held_out", self.classifier, reps=200, seed=self.seed)
-        return keep | {"fld_low": interval["low"], "fld_high": interval["high"], "fld_sd": interval["sd"]}
+        interval = fld_bootstrap(samples, "held_out", self.classifier, reps=200, seed=self.seed, keep_values=True)
+        # the resampled FLDs: cells of one S share x_T and bootstrap positions, so chapter 6 can pair them
+        boot = [round(v, 4) for v in interval["values"]]
+        return keep | {
+            "fld_low": interval["low"],
+            "fld_high": interval["high"],
+            "fld_sd": interval["sd"],
+            "fld_boot": boot,
+        }
 
 
 def estimate(args) -> None:

@@ -20,10 +20,12 @@ from ddim_book.metrics import (
     evaluate_samples,
     feature_statistics,
     fld_anchors,
+    fld_bootstrap,
     frechet_distance,
     frechet_lenet_distance,
     load_classifier,
     mmd_rbf,
+    paired_difference,
     sliced_wasserstein,
     train_classifier,
 )
@@ -193,6 +195,26 @@ def test_evaluate_samples_reports_everything(shipped, held_out):
     assert {"fld", "confidence", "coverage", "class_entropy", "class_histogram", "n", "anchors"} <= set(result)
     assert result["n"] == 200 and result["anchors"]["n"] == 200 and sum(result["class_histogram"]) == 200
     assert result["fld"] < result["anchors"]["noise_vs_real"] / 10
+
+
+def test_paired_bootstrap_gives_a_narrower_interval_for_the_difference(shipped):
+    x = mnist_dataset("train")[0][:400]
+    y = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    a = fld_bootstrap(x, classifier=shipped, keep_values=True, seed=3)
+    b = fld_bootstrap(y, classifier=shipped, keep_values=True, seed=3)
+    assert len(a["values"]) == 200 and a["sd"] == pytest.approx(float(torch.tensor(a["values"]).std()), rel=1e-6)
+    same = paired_difference(a, a)
+    assert same["diff"] == 0.0 and same["sd"] == 0.0 and same["low"] == same["high"] == 0.0
+    paired = paired_difference(b, a)
+    assert paired["diff"] == pytest.approx(b["fld"] - a["fld"]) and paired["diff"] > 0  # noise makes digits worse
+    assert paired["sd"] < 0.8 * min(a["sd"], b["sd"])
+    # the same images resampled at other positions: no pairing, so the spread of the differences is the sum's
+    unpaired = paired_difference(a, fld_bootstrap(x, classifier=shipped, keep_values=True, seed=4))
+    assert unpaired["diff"] == 0.0 and unpaired["sd"] > a["sd"]
+    with pytest.raises(ValueError, match="keep_values"):
+        paired_difference(a, fld_bootstrap(x, classifier=shipped, seed=3))
+    with pytest.raises(ValueError, match="equal n"):
+        paired_difference(a, fld_bootstrap(x[:300], classifier=shipped, keep_values=True, seed=3))
 
 
 def test_image_metrics_reject_bad_images(shipped, held_out):

@@ -3,7 +3,8 @@
 - MNIST: the Fréchet LeNet Distance (FLD, *not* FID: a small MNIST classifier's features replace
   Inception-v3's, so the numbers are not comparable to published FIDs), with its real-vs-real and
   noise-vs-real anchors, and the classifier's confidence and class coverage (:mod:`.frechet`), built on
-  the shipped classifier (:mod:`.classifier`).
+  the shipped classifier (:mod:`.classifier`); the paired bootstrap for the difference of two FLDs whose
+  images share their x_T (:mod:`.paired`).
 - 2-D point clouds: sliced Wasserstein distance and the RBF-kernel MMD (:mod:`.distances`).
 """
 
@@ -19,6 +20,7 @@ from ddim_book.metrics.frechet import (
     frechet_distance,
     frechet_lenet_distance,
 )
+from ddim_book.metrics.paired import paired_difference
 
 __all__ = [
     "ClassifierFileError",
@@ -35,6 +37,7 @@ __all__ = [
     "load_classifier",
     "fold_ring",
     "mmd_rbf",
+    "paired_difference",
     "sliced_wasserstein",
     "train_classifier",
 ]

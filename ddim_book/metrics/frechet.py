@@ -244,7 +244,13 @@ def evaluate_samples(
 
 
 def fld_bootstrap(
-    generated, reference="held_out", classifier: LeNet | None = None, reps: int = 200, level: float = 0.95, seed=0
+    generated,
+    reference="held_out",
+    classifier: LeNet | None = None,
+    reps: int = 200,
+    level: float = 0.95,
+    seed=0,
+    keep_values: bool = False,
 ) -> dict:
     """FLD with a bootstrap interval over the generated images (the reference set is held fixed).
 
@@ -255,8 +261,14 @@ def fld_bootstrap(
     one, ``fld +- z * sd`` (z = 1.96 for ``level`` = 0.95) with sd the standard deviation of the resampled
     values: two FLDs whose intervals overlap are not told apart.
 
+    The resampled indices depend only on ``seed`` and n, so two calls with the same seed and n resample the
+    same positions: when image i of both sets grew from the same x_T, ``keep_values=True`` returns the
+    resampled values (``"values"``) that :func:`ddim_book.metrics.paired_difference` turns into an interval
+    for the *difference* of the two FLDs, much narrower than the two intervals side by side.
+
     Returns:
-        ``{"fld", "low", "high", "sd", "reps", "level", "n"}`` (``fld`` is the FLD of the images themselves).
+        ``{"fld", "low", "high", "sd", "reps", "level", "n"}`` (``fld`` is the FLD of the images themselves),
+        plus ``"values"`` (a list of ``reps`` floats) with ``keep_values``.
     """
     reps = check_int_range("reps", reps, 10, 100_000)
     if not (isinstance(level, float) and 0.5 <= level < 1.0):
@@ -278,7 +290,8 @@ def fld_bootstrap(
     z = float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(0.5 + level / 2.0)))
     fld, sd = fld_of(feats), float(values.std())
     low, high = max(fld - z * sd, 0.0), fld + z * sd
-    return {"fld": fld, "low": low, "high": high, "sd": sd, "reps": reps, "level": level, "n": n}
+    out = {"fld": fld, "low": low, "high": high, "sd": sd, "reps": reps, "level": level, "n": n}
+    return out | {"values": values.tolist()} if keep_values else out
 
 
 def fld_real_anchor(n: int, classifier: LeNet | None = None, seed: int = 0) -> float:
