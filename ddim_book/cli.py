@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-# The names of ddim_book.training.configs' presets and of ddim_book.subsequences.SPACINGS, written out because
+# The names of ddim_book.training.presets' names and of ddim_book.subsequences.SPACINGS, written out because
 # importing either would import torch before ``--help`` (tests/test_cli.py keeps them equal).
 CONFIGS = ("mnist", "mnist-small", "mnist-tiny", "toy-mlp")
 SPACINGS = ("uniform", "quadratic", "trailing")

@@ -18,6 +18,12 @@ __all__ = ["CARD_NAME", "plot_loss", "render"]
 CARD_NAME = "MODEL_CARD.md"
 
 
+def _cooldown(cfg: dict) -> str:
+    """The lr cool-down of a training config, as a phrase of the card ('' when the lr stays constant)."""
+    steps = cfg.get("lr_decay_steps", 0)
+    return f"falling linearly to 0 over the last {steps:,} steps, " if steps else ""
+
+
 def _quality_rows(quality: dict) -> list[str]:
     rows = [
         "| setting | n | FLD [95% interval] | real digits' FLD | FLD / real | confidence | class shares (min-max) |",
@@ -66,7 +72,7 @@ def render(name: str, entry: dict) -> str:
         f"{entry.get('data', {}).get('held_out', '')}",
         f"- **Training**: config `{cfg['name']}`; {entry['training_steps']:,} steps of batch {cfg['batch_size']} = "
         f"{entry['images_seen']:,} images; AdamW lr {cfg['lr']:g} after {cfg['warmup_steps']} warm-up steps, "
-        + (f"falling linearly to 0 over the last {cfg['lr_decay_steps']:,} steps, " if cfg.get("lr_decay_steps") else "")
+        + _cooldown(cfg)
         + f"gradient clipping at {cfg['grad_clip']:g}, EMA decay {cfg['ema_decay']:g}, dropout "
         f"{cfg['model'].get('dropout')}, seed {cfg['seed']}.",
         f"- **Wall time**: {minutes:.1f} min on {entry['trained_on']} ({machine['cpu']}, {machine['cores']} cores, "

@@ -97,7 +97,7 @@ def test_the_cli_lists_every_preset_and_spacing_the_package_knows():
     """The CLI writes these names out (importing them would import torch before --help); they must not drift."""
     from ddim_book import cli
     from ddim_book.subsequences import SPACINGS
-    from ddim_book.training.configs import CONFIG_NAMES
+    from ddim_book.training.presets import CONFIG_NAMES
 
     assert cli.CONFIGS == CONFIG_NAMES and cli.SPACINGS == SPACINGS
 

@@ -9,7 +9,7 @@ from typing import Any
 __all__ = ["UNetConfig", "UNET_CONFIGS"]
 
 UNET_CONFIGS: dict[str, dict[str, Any]] = {
-    # The one registry of networks: the training presets of ddim_book.training.configs refer to these by name.
+    # The one registry of networks: the training presets of ddim_book.training.presets refer to these by name.
     # The book's MNIST model: trains on a 2-core CPU (written out, although these are the UNetConfig defaults,
     # so that a training config records them).
     "mnist-small": {

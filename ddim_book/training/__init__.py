@@ -17,8 +17,9 @@ from ddim_book.checkpoints import (
     save_checkpoint,
 )
 from ddim_book.training.batches import load_training_data
-from ddim_book.training.configs import CONFIG_NAMES, DATASETS, TrainConfig, get_config
+from ddim_book.training.configs import DATASETS, TrainConfig
 from ddim_book.training.ema import EMA
+from ddim_book.training.presets import CONFIG_NAMES, get_config
 from ddim_book.training.trainer import CHECKPOINT_NAME, Trainer, TrainingDiverged
 
 __all__ = [

@@ -1,4 +1,6 @@
-"""Training configurations: the :class:`TrainConfig` dataclass and the named presets (chapter 3).
+"""Training configurations: the :class:`TrainConfig` dataclass, its lr schedule and resume rules (chapter 3).
+
+The named presets are in :mod:`ddim_book.training.presets`.
 
 A config is plain data (str, int, float, bool, lists and dicts of them), so it round-trips through
 JSON unchanged and can be stored in a checkpoint that is loaded with ``torch.load(weights_only=True)``.
@@ -13,16 +15,16 @@ import numbers
 import re
 from dataclasses import dataclass, field
 
-from ddim_book.models import MODEL_KINDS, UNET_CONFIGS  # one list of the kinds build_model knows, one of networks
+from ddim_book.models import MODEL_KINDS  # one list of the kinds build_model knows
 
 __all__ = [
-    "CONFIG_NAMES",
     "DATASETS",
     "MODEL_KINDS",
     "RESUMABLE_CHANGES",
     "TrainConfig",
     "config_differences",
-    "get_config",
+    "lr_at",
+    "lr_changes",
 ]
 
 DATASETS = ("mnist", "moons", "swiss_roll", "mixture")
@@ -124,8 +126,8 @@ class TrainConfig:
         if not _DEVICE_PATTERN.fullmatch(self.device):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
         ints = {
-            "dataset_size": 1, "batch_size": 1, "warmup_steps": 0, "lr_decay_steps": 0, "total_steps": 1, "log_every": 1,
-            "ckpt_every": 0, "sample_every": 0, "sample_steps": 1, "sample_n": 1, "seed": 0,
+            "dataset_size": 1, "batch_size": 1, "warmup_steps": 0, "lr_decay_steps": 0, "total_steps": 1,
+            "log_every": 1, "ckpt_every": 0, "sample_every": 0, "sample_steps": 1, "sample_n": 1, "seed": 0,
         }  # fmt: skip
         for name, low in ints.items():
             value = getattr(self, name)
@@ -212,80 +214,6 @@ def _check_fields(changes: dict) -> None:
         raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid fields are {field_names()}")
 
 
-def _mnist_small() -> TrainConfig:
-    # The book's shipped MNIST model: 0.28M parameters, sized so that a 2-core CPU trains it to
-    # recognisable digits in about an hour (about 1 s per step); a GPU does it in a minute or two.
-    return TrainConfig(
-        name="mnist-small",
-        model_kind="unet",
-        model=dict(UNET_CONFIGS["mnist-small"]),
-        dataset="mnist",
-        batch_size=64,
-        lr=1e-3,
-        warmup_steps=200,
-        grad_clip=1.0,
-        ema_decay=0.995,
-        total_steps=4000,
-        log_every=50,
-        ckpt_every=250,
-        sample_every=500,
-    )
-
-
-def _mnist() -> TrainConfig:
-    # The recipe of the shipped MNIST model, chosen by the equal-budget comparison in BENCHMARKS.md: the
-    # mnist-small network with PyTorch's default initialisation, trained on 1.15M images (128 passes over
-    # the 9,000 training digits), with a slower EMA that averages over the last ~1,000 steps.
-    return _mnist_small().replace(
-        name="mnist",
-        model={**_mnist_small().model, "init": "default"},
-        ema_decay=0.999,
-        total_steps=18000,
-        ckpt_every=500,
-        sample_every=2000,
-    )
-
-
-def _mnist_tiny() -> TrainConfig:
-    # Small enough that a step takes milliseconds on a CPU; for tests and smoke runs, not for quality.
-    return TrainConfig(
-        name="mnist-tiny",
-        model_kind="unet",
-        model=dict(UNET_CONFIGS["mnist-tiny"]),
-        dataset="mnist",
-        batch_size=16,
-        lr=1e-3,
-        warmup_steps=20,
-        ema_decay=0.99,
-        total_steps=300,
-        log_every=25,
-        ckpt_every=100,
-        sample_every=0,
-        sample_steps=5,
-        sample_n=16,
-    )
-
-
-def _toy_mlp() -> TrainConfig:
-    return TrainConfig(
-        name="toy-mlp",
-        model_kind="mlp",
-        model={"dim": 2},
-        dataset="moons",
-        dataset_size=8192,
-        batch_size=256,
-        lr=1e-3,
-        warmup_steps=50,
-        ema_decay=0.995,
-        total_steps=2000,
-        log_every=50,
-        ckpt_every=500,
-        sample_every=0,
-        sample_steps=20,
-        sample_n=512,
-    )
-
-
 # Fields that may differ between a checkpoint and the config that resumes it: they change how the
 # run is watched or executed, not which updates it makes (so resuming stays exact on the CPU).
 # total_steps and lr_decay_steps may change only while the lr of every update already made stays the same
@@ -329,17 +257,3 @@ def lr_changes(stored: dict, config: TrainConfig, steps_done: int) -> list[str]:
                 f"lr_decay_steps={old.lr_decay_steps}; it would have {lr_at(config, step):.6g})"
             ]
     return []
-
-
-_PRESETS = {"mnist": _mnist, "mnist-small": _mnist_small, "mnist-tiny": _mnist_tiny, "toy-mlp": _toy_mlp}
-CONFIG_NAMES = tuple(_PRESETS)
-
-
-def get_config(name: str, **overrides) -> TrainConfig:
-    """A named preset (``CONFIG_NAMES``) with some fields replaced, e.g. ``get_config("toy-mlp", seed=3)``.
-
-    Raises ValueError for an unknown name (listing the names) or an unknown field.
-    """
-    if name not in _PRESETS:
-        raise ValueError(f"unknown config name {name!r}; choose one of {list(CONFIG_NAMES)}")
-    return _PRESETS[name]().replace(**overrides)
