@@ -24,7 +24,7 @@
 # 4. a call into the tested package `ddim_book`, which holds the one implementation of every formula the book derives.
 #
 # The notebooks never re-implement the package: they derive a formula, then import it. When you read
-# `s.q_posterior(x0, x_t, t)` in chapter 4, it is the function whose every coefficient chapter 2 proved.
+# `schedule.q_posterior(x0, x_t, t)` in chapter 4, it is the function whose every coefficient chapter 2 proved.
 
 # %% [markdown]
 # ## Prerequisites
@@ -172,23 +172,23 @@ print(f"\ntorch {torch.__version__}; CUDA available: {torch.cuda.is_available()}
 #
 # | symbol | meaning | in code |
 # |---|---|---|
-# | $T$ | number of diffusion steps (1000 in the book) | `s.T` |
+# | $T$ | number of diffusion steps (1000 in the book) | `schedule.T` |
 # | $t$ | a timestep, $t = 1, \dots, T$; $t = 0$ is the clean data | an `int`, or an int64 tensor of shape (B,) |
-# | $\beta_t$ | variance of the noise added at step $t$ | `s.betas[t]` |
-# | $\alpha_t = 1 - \beta_t$ | one step's signal factor (squared) | `s.alphas[t]` |
-# | $\bar\alpha_t = \prod_{s \le t} \alpha_s$ | the whole way's signal factor (squared); $\bar\alpha_0 = 1$ | `s.alpha_bars[t]` |
-# | $\mathrm{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$ | signal-to-noise ratio of $x_t$ | `s.snr(t)` |
+# | $\beta_t$ | variance of the noise added at step $t$ | `schedule.betas[t]` |
+# | $\alpha_t = 1 - \beta_t$ | one step's signal factor (squared) | `schedule.alphas[t]` |
+# | $\bar\alpha_t = \prod_{s \le t} \alpha_s$ | the whole way's signal factor (squared); $\bar\alpha_0 = 1$ | `schedule.alpha_bars[t]` |
+# | $\mathrm{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$ | signal-to-noise ratio of $x_t$ | `schedule.snr(t)` |
 # | $x_0$, $x_t$ | a data point (pixels in $[-1, 1]$) and its noisy version at step $t$ | `x0`, `x_t` |
-# | $\epsilon$ | standard normal noise, $x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ | `noise`, `eps`; `s.q_sample(x0, t, noise)` |
+# | $\epsilon$ | standard normal noise, $x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ | `noise`, `eps`; `schedule.q_sample(x0, t, noise)` |
 # | $\epsilon_\theta(x_t, t)$ | the network's prediction of $\epsilon$ | `model(x_t, t)` |
-# | $\tilde\mu_t$, $\tilde\beta_t$ | mean and variance of $q(x_{t-1} \mid x_t, x_0)$ | `s.q_posterior(x0, x_t, t)`, `s.posterior_variances[t]` |
+# | $\tilde\mu_t$, $\tilde\beta_t$ | mean and variance of $q(x_{t-1} \mid x_t, x_0)$ | `schedule.q_posterior(x0, x_t, t)`, `schedule.posterior_variances[t]` |
 # | $\hat x_0$ | predicted clean data, $(x_t - \sqrt{1 - \bar\alpha_t}\, \epsilon_\theta) / \sqrt{\bar\alpha_t}$ | `ddim_step(..., return_x0=True)` |
 # | $\sigma_t$, $\eta$ | DDIM's reverse noise level and its scale (DDIM eq. (16)); $\sigma$ has other meanings too (below) | `samplers.ddim_sigma(a_t, a_prev, eta)` |
 # | $\tau_1 < \dots < \tau_S$ | the $S$ timesteps a DDIM sampler visits | `samplers.timesteps(T, S, spacing)` |
 # | $q$, $p_\theta$ | the forward process (fixed) and the reverse process (learned) | |
 #
 # Arrays of the schedule have length $T + 1$ and are indexed by $t$ itself, so code and page read the same:
-# `s.alpha_bars[t]` is $\bar\alpha_t$, and `s.alpha_bars[0] = 1`.
+# `schedule.alpha_bars[t]` is $\bar\alpha_t$, and `schedule.alpha_bars[0] = 1`.
 #
 # ### The DDPM $\leftrightarrow$ DDIM notation bridge
 #
@@ -197,12 +197,12 @@ print(f"\ntorch {torch.__version__}; CUDA available: {torch.cuda.is_available()}
 #
 # | DDPM and this book | DDIM paper | in code |
 # |---|---|---|
-# | $\bar\alpha_t$ | $\alpha_t$ | `s.alpha_bars[t]` |
-# | $\alpha_t = \bar\alpha_t / \bar\alpha_{t-1}$ | $\alpha_t / \alpha_{t-1}$ | `s.alphas[t]` |
-# | $\beta_t = 1 - \alpha_t$ | $1 - \alpha_t / \alpha_{t-1}$ | `s.betas[t]` |
-# | $\bar\alpha_0 = 1$ | $\alpha_0 := 1$ | `s.alpha_bars[0]` |
-# | $\tilde\beta_t = \frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}\beta_t$ | $\sigma_t^2$ at $\eta = 1$ | `s.posterior_variances[t]` |
-# | $\sigma_t(\eta) = \eta \sqrt{\frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}} \sqrt{1 - \frac{\bar\alpha_t}{\bar\alpha_{t-1}}}$ | $\sigma_t(\eta)$, eq. (16) | `samplers.ddim_sigma(s.alpha_bars[t], s.alpha_bars[t-1], eta)` |
+# | $\bar\alpha_t$ | $\alpha_t$ | `schedule.alpha_bars[t]` |
+# | $\alpha_t = \bar\alpha_t / \bar\alpha_{t-1}$ | $\alpha_t / \alpha_{t-1}$ | `schedule.alphas[t]` |
+# | $\beta_t = 1 - \alpha_t$ | $1 - \alpha_t / \alpha_{t-1}$ | `schedule.betas[t]` |
+# | $\bar\alpha_0 = 1$ | $\alpha_0 := 1$ | `schedule.alpha_bars[0]` |
+# | $\tilde\beta_t = \frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}\beta_t$ | $\sigma_t^2$ at $\eta = 1$ | `schedule.posterior_variances[t]` |
+# | $\sigma_t(\eta) = \eta \sqrt{\frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}} \sqrt{1 - \frac{\bar\alpha_t}{\bar\alpha_{t-1}}}$ | $\sigma_t(\eta)$, eq. (16) | `samplers.ddim_sigma(schedule.alpha_bars[t], schedule.alpha_bars[t-1], eta)` |
 # | $t = 1, \dots, T$ | $t = 1, \dots, T$ | `t` (never shifted) |
 #
 # Both papers count $t$ from 1, and so does the book. Many implementations store timesteps from 0 instead
@@ -215,21 +215,21 @@ print(f"\ntorch {torch.__version__}; CUDA available: {torch.cuda.is_available()}
 
 # %%
 # NBVAL_CHECK_OUTPUT
-s = NoiseSchedule.linear(T=1000, beta_start=1e-4, beta_end=0.02)
-alpha_ddim = s.alpha_bars  # the DDIM paper's alpha_t, t = 0..T, with alpha_0 = 1
-t_all = torch.arange(1, s.T + 1)
+schedule = NoiseSchedule.linear(T=1000, beta_start=1e-4, beta_end=0.02)
+alpha_ddim = schedule.alpha_bars  # the DDIM paper's alpha_t, t = 0..T, with alpha_0 = 1
+t_all = torch.arange(1, schedule.T + 1)
 beta_from_ddim = 1 - alpha_ddim[t_all] / alpha_ddim[t_all - 1]
 sigma_eta1 = samplers.ddim_sigma(alpha_ddim[t_all], alpha_ddim[t_all - 1], eta=1.0)
 assert alpha_ddim[0] == 1.0
-assert torch.allclose(beta_from_ddim, s.betas[1:], rtol=1e-9, atol=0)
-assert torch.allclose(sigma_eta1**2, s.posterior_variances[1:], rtol=1e-9, atol=1e-15)
+assert torch.allclose(beta_from_ddim, schedule.betas[1:], rtol=1e-9, atol=0)
+assert torch.allclose(sigma_eta1**2, schedule.posterior_variances[1:], rtol=1e-9, atol=1e-15)
 print(
     f"{'t':>5} {'DDIM alpha_t':>13} {'1 - a_t/a_(t-1)':>16} {'DDPM beta_t':>12} {'sigma_t(1)^2':>13} {'beta_tilde_t':>13}"
 )
 for t in (1, 2, 500, 1000):
     print(
-        f"{t:5d} {alpha_ddim[t].item():13.6e} {beta_from_ddim[t - 1].item():16.6e} {s.betas[t].item():12.6e} "
-        f"{sigma_eta1[t - 1].item() ** 2:13.6e} {s.posterior_variances[t].item():13.6e}"
+        f"{t:5d} {alpha_ddim[t].item():13.6e} {beta_from_ddim[t - 1].item():16.6e} {schedule.betas[t].item():12.6e} "
+        f"{sigma_eta1[t - 1].item() ** 2:13.6e} {schedule.posterior_variances[t].item():13.6e}"
     )
 
 # %% [markdown]
@@ -239,11 +239,11 @@ for t in (1, 2, 500, 1000):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-taus = samplers.timesteps(s.T, 50, "uniform")
-assert len(s.alpha_bars) == s.T + 1 and s.alpha_bars[0] == 1 and s.betas[0] == 0
+taus = samplers.timesteps(schedule.T, 50, "uniform")
+assert len(schedule.alpha_bars) == schedule.T + 1 and schedule.alpha_bars[0] == 1 and schedule.betas[0] == 0
 assert taus[0] == 1 and taus[-1] == 981 and len(taus) == 50
 print(
-    f"len(alpha_bars) = {len(s.alpha_bars)}, alpha_bars[0] = {s.alpha_bars[0].item()}, betas[0] = {s.betas[0].item()}"
+    f"len(alpha_bars) = {len(schedule.alpha_bars)}, alpha_bars[0] = {schedule.alpha_bars[0].item()}, betas[0] = {schedule.betas[0].item()}"
 )
 print(f"uniform tau for S = 50: {taus[:3]} ... {taus[-2:]}")
 
@@ -252,7 +252,7 @@ print(f"uniform tau for S = 50: {taus[:3]} ... {taus[-2:]}")
 # the last DDIM step goes to alpha_bar_0 = 1 and returns the predicted x_0 exactly
 x_t = torch.tensor([[0.3, -1.2]], dtype=torch.float64)
 eps = torch.tensor([[0.5, 0.1]], dtype=torch.float64)
-a_1 = s.alpha_bars[1].item()
+a_1 = schedule.alpha_bars[1].item()
 x_0 = samplers.ddim_step(x_t, eps, a_1, 1.0, eta=1.0)
 x0_hat = (x_t - (1 - a_1) ** 0.5 * eps) / a_1**0.5
 assert torch.allclose(x_0, x0_hat, rtol=1e-12, atol=1e-15)
@@ -272,26 +272,29 @@ print(
 # | $\sigma_t$, $\sigma_t(\eta)$ | the free standard deviation of DDIM's $q_\sigma$, set by $\eta$ in DDIM eq. (16); $\sigma_t(1)^2 = \tilde\beta_t$, and $\hat\sigma_t$ the larger choice of DDIM sec. 5.1 | ch. 5, 6, appendix B |
 # | $\sigma$, $\sigma_t$ | $\sqrt{1 - \bar\alpha}/\sqrt{\bar\alpha}$: the time of DDIM's ODE (eq. (14)), and NCSN's noise scale | ch. 7, 8 sec. 3, 9 |
 # | $\sigma_t$ (quoted) | the DPM-Solver paper's $\sqrt{1 - \bar\alpha_t}$, translated where quoted | ch. 9 |
-# | $\sigma$, $\sigma^2$ | a generic Gaussian's standard deviation and variance | ch. 2 sec. 2 |
-# | $s$ | standard deviation of Gaussian data $x_0 \sim \mathcal N(m, s^2)$ (the oracles' `std`) | ch. 3, 4, 7, 8, 9, appendix A |
-# | $s$ | offset of the cosine schedule, 0.008 (`NoiseSchedule.cosine(s=...)`) | ch. 1 |
+# | $\mu$, $\sigma$, $\sigma^2$ | a generic Gaussian's mean, standard deviation and variance | ch. 2 sec. 2 |
+# | $s$ | standard deviation of Gaussian data $x_0 \sim \mathcal N(m, s^2)$ (the oracles' `std`) | ch. 3, 4, 7, 8, 9, appendices A and C |
+# | $s$ | offset of the cosine schedule, 0.008: the improved-DDPM paper's own name (`NoiseSchedule.cosine(s=...)`) | ch. 1 |
 # | $s$ | an index or an earlier time: $\bar\alpha_t = \prod_{s \le t}\alpha_s$; a solver step from $s$ to $t$ | ch. 0, 1; ch. 9 |
 # | $s_\theta$ | the score network, $s_\theta(x_t, t) \approx \nabla_{x_t} \log q_t(x_t)$ | ch. 8 |
-# | `s` (code) | a `NoiseSchedule`, as in `model, s = pretrained.load("mnist")` | ch. 0, 4, 7 |
 # | $\epsilon$ | standard normal noise, and $\epsilon_\theta$ the network's prediction of it | every chapter |
 # | $\alpha_t$ | $1 - \beta_t$ (DDPM's and the book's) | every chapter |
 # | $\alpha_t$ (quoted) | the DDIM paper's $\bar\alpha_t$; the DPM-Solver paper's $\sqrt{\bar\alpha_t}$ | ch. 0, 5; ch. 9 |
 # | $\delta$, $\delta_i$ | the step size of Langevin dynamics, at level $i$ of the annealed ladder $\delta_i = \delta_0\, v_i / v_L$ (NCSN's $\alpha_i$ and $\epsilon$, renamed here) | ch. 8 |
-# | $\lambda_t$ | the weight of term $t$ in a loss: the variational bound's, and denoising score matching's | ch. 3; ch. 8 |
-# | $\lambda_t$ | the coefficient of $x_0$ in the mean of $q_\sigma(x_{t-1} \mid x_t, x_0)$, next to $\kappa_t$ | ch. 5 |
-# | $\lambda$ | the interpolation weight of lerp and slerp | ch. 7 |
-# | $\lambda$ | half the log signal-to-noise ratio, $-\log\sigma$: DPM-Solver's time | ch. 9 |
-# | $m$, $\mu$ | the mean of Gaussian data: $m$ in chapters 3, 4, 7, 8 and 9, $\mu$ in appendix A; $\tilde\mu_t$ and $\mu_\theta$ are the means of reverse steps (ch. 2–5) | as listed |
+# | $w_t$ | the weight of term $t$ in a loss: the variational bound's (DDPM eq. (12)), and denoising score matching's, $w(\sigma)$ (NCSN's $\lambda(\sigma)$) | ch. 3 sec. 5, ch. 4 sec. 4; ch. 8 sec. 8 |
+# | $w$, $w_k$, $w_i$ | other weights, and a width: mixture weights $w_k$ (ch. 7 sec. 2, ch. 8); importance weights $w_i$ (ch. 3 sec. 7); the time embedding's frequencies $w_k$ (ch. 4 sec. 2); the slope $w$ of chapter 3's toy VAE decoder (sec. 1); the width $w$ of chapter 8's thin ring (sec. 6) | as listed |
+# | $\zeta_t$ | the coefficient of $x_0$ in the mean of $q_\sigma(x_{t-1} \mid x_t, x_0)$, next to $\kappa_t$ (a review's $\lambda_t$) | ch. 5, appendix C |
+# | $\xi$ | the interpolation weight of lerp and slerp (`alpha` in `samplers.slerp`) | ch. 7, appendix C |
+# | $\lambda$ | half the log signal-to-noise ratio, $-\log\sigma$: DPM-Solver's time | ch. 9, appendix C |
+# | $m$ | the mean of Gaussian data $x_0 \sim \mathcal N(m, s^2)$ (the oracles' `mean`); $\tilde\mu_t$ and $\mu_\theta$ are the means of reverse steps (DDPM's names, ch. 2–5), and $M$ the mean of the start of a DDIM chain (appendix A) | ch. 3, 4, 7, 8, 9, appendices A and C |
 # | $k$ | diffusers' 0-based timestep, $k = t - 1$ | appendix B |
 #
 # The sharpest clash is $\sigma_t$: in chapters 2–4 a fixed part of DDPM, in chapters 5–6 a free parameter of DDIM, in
 # chapters 7–9 a time. The first two agree at $\eta = 1$ with $\sigma_t^2 = \tilde\beta_t$; the third is a different
-# quantity altogether.
+# quantity altogether. Where a source's letter would add a clash without need, the book renames it and says so where it
+# quotes the source: a loss weight is $w_t$ (NCSN's $\lambda(\sigma)$), the coefficient next to $\kappa_t$ is $\zeta_t$,
+# and the interpolation weight is $\xi$, so that $\lambda$ is only DPM-Solver's time; Gaussian data have mean $m$ and
+# standard deviation $s$ in every chapter; and the code calls its noise schedule `schedule`, never `s`.
 
 # %% [markdown]
 # ## Conventions

@@ -26,9 +26,9 @@
 # - derive $q(x_t \mid x_0) = \mathcal{N}(\sqrt{\bar\alpha_t}\, x_0, (1 - \bar\alpha_t) I)$ by induction,
 #   with sympy checking every step;
 # - draw $x_t$ in one shot with the reparameterisation $x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$
-#   (`s.q_sample`);
+#   (`schedule.q_sample`);
 # - compare DDPM's linear and quadratic schedules with the cosine schedule of improved DDPM through $\bar\alpha_t$ and the log-SNR;
-# - confirm on a real MNIST digit that $t$ steps of the Markov chain and one shot of `s.q_sample` give the same distribution.
+# - confirm on a real MNIST digit that $t$ steps of the Markov chain and one shot of `schedule.q_sample` give the same distribution.
 
 # %%
 import math
@@ -46,7 +46,7 @@ from ddim_book.schedules import NoiseSchedule
 book_style()
 # the per-step tensors are small: one thread is as fast, and the seeded numbers do not depend on the core count
 torch.set_num_threads(1)
-s = NoiseSchedule.linear(T=1000, beta_start=1e-4, beta_end=0.02)  # DDPM's schedule
+schedule = NoiseSchedule.linear(T=1000, beta_start=1e-4, beta_end=0.02)  # DDPM's schedule
 quadratic = NoiseSchedule.quadratic(T=1000, beta_start=1e-4, beta_end=0.02)  # same endpoints, sqrt(beta) linear
 cosine = NoiseSchedule.cosine(T=1000)  # improved DDPM's schedule
 images, labels = mnist_dataset("all")  # the 10,000 shipped MNIST digits, pixels in [-1, 1]
@@ -61,9 +61,9 @@ digit = images[0].double()  # (1, 28, 28), a seven
 #   q(x_t \mid x_{t-1}) = \mathcal{N}\big(x_t;\ \sqrt{\alpha_t}\, x_{t-1},\ \beta_t I\big), \qquad \alpha_t = 1 - \beta_t,$$
 #
 # where the **variance schedule** $\beta_1, \dots, \beta_T$ is fixed in advance; DDPM uses $T = 1000$ and
-# $\beta_t$ rising linearly from $10^{-4}$ to $0.02$. In code the schedule is an object `s` whose arrays
-# have length $T + 1$ and are indexed by $t$ itself: `s.betas[t]` is $\beta_t$ and `s.alphas[t]` is $\alpha_t$
-# (index 0 stands for the clean data: `s.betas[0] = 0`). Sampling one step reads
+# $\beta_t$ rising linearly from $10^{-4}$ to $0.02$. In code the schedule is an object `schedule` whose arrays
+# have length $T + 1$ and are indexed by $t$ itself: `schedule.betas[t]` is $\beta_t$ and `schedule.alphas[t]` is $\alpha_t$
+# (index 0 stands for the clean data: `schedule.betas[0] = 0`). Sampling one step reads
 #
 # $$x_t = \sqrt{\alpha_t}\, x_{t-1} + \sqrt{\beta_t}\, \epsilon_t, \qquad \epsilon_t \sim \mathcal{N}(0, I) \text{ independent of } x_{t-1}.$$
 #
@@ -171,7 +171,7 @@ for t, a in enumerate(alphas_sym, start=1):
 #
 # $$x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon, \qquad \epsilon \sim \mathcal{N}(0, I).$$
 #
-# This is `s.q_sample(x0, t, noise)`: `s.alpha_bars[t]` is $\bar\alpha_t$ (with `s.alpha_bars[0] = 1`), `t` is an
+# This is `schedule.q_sample(x0, t, noise)`: `schedule.alpha_bars[t]` is $\bar\alpha_t$ (with `schedule.alpha_bars[0] = 1`), `t` is an
 # int or an int64 tensor holding one timestep per sample, and `noise` is $\epsilon$ (drawn for us if omitted).
 # One line of arithmetic instead of $t$ steps is what makes training cheap: chapter 3 draws a random $t$ for every
 # image of a batch and needs $x_t$ at once. Keeping $\epsilon$ around matters as much, since it becomes the
@@ -182,10 +182,10 @@ x0_batch = images[:4].double()
 noise = torch.randn(x0_batch.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 t_batch = torch.tensor([1, 10, 500, 1000])  # one timestep per image
 by_hand = (
-    s.alpha_bars[t_batch].sqrt().view(-1, 1, 1, 1) * x0_batch
-    + (1 - s.alpha_bars[t_batch]).sqrt().view(-1, 1, 1, 1) * noise
+    schedule.alpha_bars[t_batch].sqrt().view(-1, 1, 1, 1) * x0_batch
+    + (1 - schedule.alpha_bars[t_batch]).sqrt().view(-1, 1, 1, 1) * noise
 )
-x_t_batch = s.q_sample(x0_batch, t_batch, noise=noise)
+x_t_batch = schedule.q_sample(x0_batch, t_batch, noise=noise)
 assert torch.allclose(x_t_batch, by_hand, rtol=0, atol=1e-12)
 print(tuple(x_t_batch.shape), x_t_batch.dtype)
 
@@ -193,7 +193,7 @@ print(tuple(x_t_batch.shape), x_t_batch.dtype)
 # ## 4. Three schedules: linear, quadratic and cosine
 #
 # Everything about the forward process is summarised by the curve $\bar\alpha_t$, or by the
-# **signal-to-noise ratio** $\mathrm{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$ (`s.snr()`), the ratio of the
+# **signal-to-noise ratio** $\mathrm{SNR}(t) = \bar\alpha_t / (1 - \bar\alpha_t)$ (`schedule.snr()`), the ratio of the
 # signal's variance to the noise's in $x_t$ (for data of unit variance).
 #
 # - DDPM's **linear** schedule has $\beta_t$ rising linearly from $10^{-4}$ to $0.02$. Then
@@ -230,7 +230,7 @@ print("beta_linear - beta_quadratic =", sp.factor(beta_lin - beta_quad))
 print("sum of the quadratic betas   =", by_hand)
 endpoints = {T_sym: 1000, r1: math.sqrt(1e-4), rT: math.sqrt(0.02)}
 formulas = {"linear": 1000 * (1e-4 + 0.02) / 2, "quadratic": float(by_hand.subs(endpoints))}
-for name, sched in (("linear", s), ("quadratic", quadratic)):
+for name, sched in (("linear", schedule), ("quadratic", quadratic)):
     total = sched.betas.sum().item()
     assert abs(total - formulas[name]) < 1e-9
     print(f"{name:>9}: sum of the package's betas = {total:.4f}, formula = {formulas[name]:.4f}")
@@ -241,7 +241,7 @@ print(
     f"{'schedule':>9} {'beta_1':>10} {'beta_T':>8} {'alphabar_T':>11} {'sqrt(alphabar_T)':>17} "
     f"{'clipped betas':>14} {'KL_T per +-1 pixel (nats)':>26}"
 )
-for name, sched in (("linear", s), ("quadratic", quadratic), ("cosine", cosine)):
+for name, sched in (("linear", schedule), ("quadratic", quadratic), ("cosine", cosine)):
     T = sched.T
     clipped = int((sched.betas[1:] >= 0.999).sum())
     ab_T = sched.alpha_bars[T].item()
@@ -261,8 +261,8 @@ print(f"cosine beta_T before clipping: 1 - f(T) / f(T-1) = {1 - f_cos(1000) / f_
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))
-t_axis = torch.arange(1, s.T + 1)
-for name, sched, style in (("linear", s, "-"), ("quadratic", quadratic, "-."), ("cosine", cosine, "--")):
+t_axis = torch.arange(1, schedule.T + 1)
+for name, sched, style in (("linear", schedule, "-"), ("quadratic", quadratic, "-."), ("cosine", cosine, "--")):
     ax1.plot(t_axis, sched.alpha_bars[1:], style, label=name)
     ax2.plot(t_axis, sched.snr()[1:].log(), style, label=name)
 ax1.set(xlabel="t", ylabel=r"$\bar\alpha_t$", title=r"signal kept, $\bar\alpha_t$")
@@ -289,7 +289,7 @@ plt.show()
 steps_shown = [0, 25, 50, 100, 200, 300, 500, 700, 1000]
 eps_fixed = torch.randn(digit.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
 fig, axes = plt.subplots(3, len(steps_shown), figsize=(8, 3.3))
-for row, (name, sched) in enumerate((("linear", s), ("quadratic", quadratic), ("cosine", cosine))):
+for row, (name, sched) in enumerate((("linear", schedule), ("quadratic", quadratic), ("cosine", cosine))):
     for col, t in enumerate(steps_shown):
         x_shown = digit if t == 0 else sched.q_sample(digit, t, noise=eps_fixed)
         axes[row, col].imshow(x_shown[0].clamp(-1, 1), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
@@ -314,7 +314,7 @@ plt.show()
 #
 # 1. run the **Markov chain** itself, $x_t = \sqrt{\alpha_t}\, x_{t-1} + \sqrt{\beta_t}\, \epsilon_t$, for 1000
 #    steps, for $N = 128$ independent noise paths, and record $x_t$ at $t = 10, 100, 500, 1000$;
-# 2. draw $N = 128$ samples of $x_t$ in **one shot** with `s.q_sample` at the same $t$.
+# 2. draw $N = 128$ samples of $x_t$ in **one shot** with `schedule.q_sample` at the same $t$.
 #
 # For each of the 784 pixels we compare the two sample means and the two sample variances, each difference
 # divided by its standard error: $\sqrt{(v_\text{chain} + v_\text{shot}) / N}$ for the means and
@@ -327,7 +327,7 @@ plt.show()
 # NBVAL_CHECK_OUTPUT
 N, chunk, recorded = 128, 32, (10, 100, 500, 1000)
 gen = torch.Generator().manual_seed(2024)
-sqrt_alphas, sqrt_betas = s.alphas.sqrt().tolist(), s.betas.sqrt().tolist()
+sqrt_alphas, sqrt_betas = schedule.alphas.sqrt().tolist(), schedule.betas.sqrt().tolist()
 chain = {t: [] for t in recorded}
 for _ in range(N // chunk):  # chunks of 32 paths keep each tensor small
     x = digit.expand(chunk, -1, -1, -1).clone()
@@ -343,7 +343,7 @@ print(
 )
 for t in recorded:
     x_chain = torch.cat(chain[t])
-    x_shot = s.q_sample(digit.expand(N, -1, -1, -1), t, generator=gen)
+    x_shot = schedule.q_sample(digit.expand(N, -1, -1, -1), t, generator=gen)
     m_c, m_s, v_c, v_s = x_chain.mean(0), x_shot.mean(0), x_chain.var(0), x_shot.var(0)
     z_mean = (m_c - m_s) / ((v_c + v_s) / N).sqrt()
     z_var = (v_c - v_s) / (2 * (v_c**2 + v_s**2) / (N - 1)).sqrt()
@@ -351,7 +351,7 @@ for t in recorded:
     assert z_mean.abs().max() < 5 and z_var.abs().max() < 5.5, f"t={t}: chain and one shot disagree"
     assert abs(rms_mean - 1) < 0.15 and abs(rms_var - 1) < 0.15
     print(
-        f"{t:5d} {1 - s.alpha_bars[t].item():13.4f} {v_c.mean().item():10.4f} {v_s.mean().item():9.4f} "
+        f"{t:5d} {1 - schedule.alpha_bars[t].item():13.4f} {v_c.mean().item():10.4f} {v_s.mean().item():9.4f} "
         f"{z_mean.abs().max().item():12.2f} {rms_mean:11.2f} {z_var.abs().max().item():11.2f} {rms_var:10.2f}"
     )
 
@@ -367,7 +367,7 @@ for t in recorded:
 #   it variance preserving, pulling every coordinate towards $\mathcal{N}(0, 1)$.
 # - Composing Gaussian steps gives the marginal $q(x_t \mid x_0) = \mathcal{N}(\sqrt{\bar\alpha_t}\, x_0, (1 - \bar\alpha_t) I)$ with
 #   $\bar\alpha_t = \prod_{s \le t} \alpha_s$ and $\bar\alpha_0 = 1$ (DDPM eq. (4)); sympy checked the induction step and the unrolled chain.
-# - `s.q_sample(x0, t, noise)` draws $x_t$ in one shot; a 1000-step Monte Carlo on an MNIST digit agrees with it pixel by pixel.
+# - `schedule.q_sample(x0, t, noise)` draws $x_t$ in one shot; a 1000-step Monte Carlo on an MNIST digit agrees with it pixel by pixel.
 # - The linear schedule ends at $\bar\alpha_T \approx 4 \cdot 10^{-5}$ and spends many steps on nearly pure noise; the quadratic
 #   schedule, with the same endpoints but $\sqrt{\beta_t}$ evenly spaced, has smaller betas everywhere in between and ends at
 #   $\bar\alpha_T \approx 7 \cdot 10^{-4}$; the cosine schedule spreads the destruction more evenly and needs its last beta clipped at $0.999$.
@@ -375,13 +375,13 @@ for t in recorded:
 # ## Exercises
 #
 # **1.1 (code).** Write `my_q_sample(x0, t, noise)` that returns $\sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon$ for
-# DDPM's linear schedule `s`, for `x0` of shape (B, ...) and `t` either an int or an int64 tensor of shape (B,). Fill in the
+# DDPM's linear schedule (the chapter's `schedule`), for `x0` of shape (B, ...) and `t` either an int or an int64 tensor of shape (B,). Fill in the
 # exercise cell and run it: `ch01.check_q_sample` grades your function. The solution cell after it holds a worked answer.
 
 
 # %% tags=["exercise"]
 def my_q_sample(x0, t, noise):
-    # alpha_bar_t from s.alpha_bars, shaped (B, 1, ..., 1) for a tensor t so that it broadcasts over x0
+    # alpha_bar_t from schedule.alpha_bars, shaped (B, 1, ..., 1) for a tensor t so that it broadcasts over x0
     return ...
 
 
@@ -391,7 +391,7 @@ result = ch01.check_q_sample(my_q_sample)
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
 def my_q_sample(x0, t, noise):
-    ab = s.alpha_bars[t].to(x0.dtype)
+    ab = schedule.alpha_bars[t].to(x0.dtype)
     if ab.ndim == 1:  # one t per sample: (B,) -> (B, 1, ..., 1)
         ab = ab.reshape(-1, *([1] * (x0.ndim - 1)))
     return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
@@ -430,7 +430,7 @@ result = ch01.check_alpha_bars(my_alpha_bars)
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
-for name, sched in (("linear", s), ("cosine", cosine)):
+for name, sched in (("linear", schedule), ("cosine", cosine)):
     first = int(torch.nonzero(sched.snr()[1:] < 1)[0]) + 1
     print(
         f"{name}: SNR(t) >= 1 up to t = {first - 1}, SNR(t) < 1 from t = {first} (alphabar = {sched.alpha_bars[first].item():.4f})"
@@ -446,10 +446,10 @@ for name, sched in (("linear", s), ("cosine", cosine)):
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
-beta_const = 1 - s.alpha_bars[s.T].item() ** (1 / s.T)
-constant = NoiseSchedule(torch.full((s.T,), beta_const, dtype=torch.float64))
+beta_const = 1 - schedule.alpha_bars[schedule.T].item() ** (1 / schedule.T)
+constant = NoiseSchedule(torch.full((schedule.T,), beta_const, dtype=torch.float64))
 crossing = int(torch.nonzero(constant.snr()[1:] < 1)[0]) + 1
-assert abs(constant.alpha_bars[s.T].item() / s.alpha_bars[s.T].item() - 1) < 1e-9
+assert abs(constant.alpha_bars[schedule.T].item() / schedule.alpha_bars[schedule.T].item() - 1) < 1e-9
 print(f"constant beta = {beta_const:.6f}; its SNR falls below 1 at t = {crossing}")
 
 # %% [markdown]

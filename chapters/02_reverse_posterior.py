@@ -27,7 +27,7 @@
 #   completing the square, with sympy doing the algebra;
 # - explain why $\tilde\beta_1 = 0$;
 # - rewrite $\tilde\mu_t$ in terms of $x_t$ and $\epsilon$, the form behind DDPM eqs. (10)-(11);
-# - confirm `s.q_posterior` against Bayes' rule by quadrature on a grid, and by Monte Carlo on MNIST digits;
+# - confirm `schedule.q_posterior` against Bayes' rule by quadrature on a grid, and by Monte Carlo on MNIST digits;
 # - compare DDPM's two variance choices $\beta_t$ and $\tilde\beta_t$ and say when each is the right one.
 
 # %%
@@ -48,7 +48,7 @@ from ddim_book.schedules import NoiseSchedule
 book_style()
 # the tensors here are small: one thread is as fast, and the seeded numbers do not depend on the core count
 torch.set_num_threads(1)
-s = NoiseSchedule.linear(T=1000, beta_start=1e-4, beta_end=0.02)  # DDPM's schedule
+schedule = NoiseSchedule.linear(T=1000, beta_start=1e-4, beta_end=0.02)  # DDPM's schedule
 cosine = NoiseSchedule.cosine(T=1000)
 images, labels = mnist_dataset("all")  # pixels in [-1, 1]
 
@@ -135,7 +135,7 @@ print("coefficient of xt =", coef_xt)
 
 # %% [markdown]
 # (sympy writes $(\alpha_t - 1)/(\bar\alpha_t - 1)$ for $\beta_t / (1 - \bar\alpha_t)$.) These are the arrays
-# `s.posterior_variances`, `s.posterior_x0_coefs` and `s.posterior_xt_coefs`, and `s.q_posterior(x0, x_t, t)`
+# `schedule.posterior_variances`, `schedule.posterior_x0_coefs` and `schedule.posterior_xt_coefs`, and `schedule.q_posterior(x0, x_t, t)`
 # returns $(\tilde\mu_t, \tilde\beta_t)$.
 #
 # **A form to avoid.** One can rewrite the $x_0$ coefficient as $\sqrt{\bar\alpha_{t-1}} - \sqrt{\bar\alpha_t}\, c_t$, where
@@ -157,9 +157,9 @@ gap = sp.factor(sp.simplify(circulated - correct))
 assert gap != 0
 print("circulated - correct =", gap)
 for t in (2, 100, 500):
-    values = {a: s.alphas[t].item(), ab_prev: s.alpha_bars[t - 1].item()}
+    values = {a: schedule.alphas[t].item(), ab_prev: schedule.alpha_bars[t - 1].item()}
     print(
-        f"t = {t:3d}: posterior_x0_coefs[t] = {s.posterior_x0_coefs[t].item():.6f}, "
+        f"t = {t:3d}: posterior_x0_coefs[t] = {schedule.posterior_x0_coefs[t].item():.6f}, "
         f"correct form = {float(correct.subs(values)):.6f}, circulated form = {float(circulated.subs(values)):.6f}"
     )
 
@@ -182,12 +182,15 @@ last_mean = sp.limit(sp.simplify(mu_eq7.subs(to_ab_t).subs(ddpm)), ab_prev, 1)
 assert last_var == 0 and sp.simplify(last_mean - x0) == 0
 print("limit alphabar_{t-1} -> 1:  beta_tilde ->", last_var, ",  mu_tilde ->", sp.simplify(last_mean))
 
-x0_img, x1_img = images[:2].double(), s.q_sample(images[:2].double(), 1, generator=torch.Generator().manual_seed(3))
-mean_1, var_1 = s.q_posterior(x0_img, x1_img, 1)
+x0_img, x1_img = (
+    images[:2].double(),
+    schedule.q_sample(images[:2].double(), 1, generator=torch.Generator().manual_seed(3)),
+)
+mean_1, var_1 = schedule.q_posterior(x0_img, x1_img, 1)
 assert var_1.item() == 0.0 and torch.allclose(mean_1, x0_img, atol=1e-12)
-print(f"s.posterior_variances[1] = {s.posterior_variances[1].item()}")
+print(f"schedule.posterior_variances[1] = {schedule.posterior_variances[1].item()}")
 print(
-    f"s.posterior_x0_coefs[1] = {s.posterior_x0_coefs[1].item():.12f}, s.posterior_xt_coefs[1] = {s.posterior_xt_coefs[1].item()}"
+    f"schedule.posterior_x0_coefs[1] = {schedule.posterior_x0_coefs[1].item():.12f}, schedule.posterior_xt_coefs[1] = {schedule.posterior_xt_coefs[1].item()}"
 )
 
 # %% [markdown]
@@ -225,17 +228,17 @@ print("coefficient of epsilon:", sp.simplify(mu_eps.diff(eps)))
 
 # %% [markdown]
 # The package's DDIM step (chapter 6) with $\eta = 1$ and its noise switched off should therefore return exactly
-# `s.q_posterior` evaluated at the $x_0$ implied by $\epsilon$. It does:
+# `schedule.q_posterior` evaluated at the $x_0$ implied by $\epsilon$. It does:
 
 # %%
 gen = torch.Generator().manual_seed(4)
 x_t_img = torch.randn((3, 1, 28, 28), generator=gen, dtype=torch.float64)
 eps_img = torch.randn(x_t_img.shape, generator=gen, dtype=torch.float64)
 for t in (1, 2, 10, 500, 1000):
-    x0_hat = (x_t_img - (1 - s.alpha_bars[t]).sqrt() * eps_img) / s.alpha_bars[t].sqrt()
-    posterior_mean = s.q_posterior(x0_hat, x_t_img, t)[0]
+    x0_hat = (x_t_img - (1 - schedule.alpha_bars[t]).sqrt() * eps_img) / schedule.alpha_bars[t].sqrt()
+    posterior_mean = schedule.q_posterior(x0_hat, x_t_img, t)[0]
     ddim_mean = samplers.ddim_step(
-        x_t_img, eps_img, s.alpha_bars[t], s.alpha_bars[t - 1], eta=1.0, noise=torch.zeros_like(x_t_img)
+        x_t_img, eps_img, schedule.alpha_bars[t], schedule.alpha_bars[t - 1], eta=1.0, noise=torch.zeros_like(x_t_img)
     )
     assert torch.allclose(ddim_mean, posterior_mean, rtol=1e-9, atol=1e-9), t
 print("DDIM step with eta = 1 and no noise == mu_tilde(x0_hat, x_t) at t = 1, 2, 10, 500, 1000")
@@ -265,7 +268,9 @@ print(
     f"{'evidence ratio':>15} {'shape error':>12}"
 )
 for t in (2, 10, 100, 500, 1000):
-    ab, ab_before, alpha_t, beta_t = (v.item() for v in (s.alpha_bars[t], s.alpha_bars[t - 1], s.alphas[t], s.betas[t]))
+    ab, ab_before, alpha_t, beta_t = (
+        v.item() for v in (schedule.alpha_bars[t], schedule.alpha_bars[t - 1], schedule.alphas[t], schedule.betas[t])
+    )
     x_t_val = math.sqrt(ab) * pixel + math.sqrt(1 - ab) * noise_value
     unnormalised = normal_pdf(x_t_val, math.sqrt(alpha_t) * grid, beta_t) * normal_pdf(
         grid, math.sqrt(ab_before) * pixel, 1 - ab_before
@@ -275,7 +280,7 @@ for t in (2, 10, 100, 500, 1000):
     grid_mean = np.trapezoid(grid * density, grid)
     grid_var = np.trapezoid((grid - grid_mean) ** 2 * density, grid)
 
-    mean_pkg, var_pkg = s.q_posterior(
+    mean_pkg, var_pkg = schedule.q_posterior(
         torch.tensor([pixel], dtype=torch.float64), torch.tensor([x_t_val], dtype=torch.float64), t
     )
     mean_pkg, var_pkg = mean_pkg.item(), var_pkg.item()
@@ -294,7 +299,7 @@ for t in (2, 10, 100, 500, 1000):
 # ### 5b. Monte Carlo on MNIST digits
 #
 # Now a check by simulation, on real images and with the package's forward process. We take 256 MNIST digits, draw
-# $x_{t-1} \sim q(x_{t-1} \mid x_0)$ with `s.q_sample`, then take **one forward step**
+# $x_{t-1} \sim q(x_{t-1} \mid x_0)$ with `schedule.q_sample`, then take **one forward step**
 # $x_t = \sqrt{\alpha_t}\, x_{t-1} + \sqrt{\beta_t}\, \epsilon$, which gives samples of the joint $q(x_{t-1}, x_t \mid x_0)$ for
 # 200,704 pixels. Because everything is jointly Gaussian, $\mathbb{E}[x_{t-1} \mid x_t, x_0]$ is exactly linear in $(x_0, x_t)$,
 # so instead of conditioning on a narrow bin of $x_t$ we can regress $x_{t-1}$ on $x_0$ and $x_t$ by least squares: the two
@@ -310,8 +315,8 @@ print(
     f"{'beta_tilde':>11} {'max|z|':>7}"
 )
 for t in (2, 10, 100, 500, 1000):
-    x_before = s.q_sample(x0_mc, t - 1, generator=gen)
-    x_after = s.alphas[t].sqrt() * x_before + s.betas[t].sqrt() * torch.randn(
+    x_before = schedule.q_sample(x0_mc, t - 1, generator=gen)
+    x_after = schedule.alphas[t].sqrt() * x_before + schedule.betas[t].sqrt() * torch.randn(
         x_before.shape, generator=gen, dtype=torch.float64
     )
     design = torch.stack([x0_mc.flatten(), x_after.flatten()], dim=1)  # (n, 2)
@@ -320,14 +325,17 @@ for t in (2, 10, 100, 500, 1000):
     n = target.numel()
     resid_var = (target - design @ coefs).pow(2).sum() / (n - 2)
     coef_se = (resid_var * torch.linalg.inv(design.T @ design).diagonal()).sqrt()
-    expected = torch.stack([s.posterior_x0_coefs[t], s.posterior_xt_coefs[t]])
+    expected = torch.stack([schedule.posterior_x0_coefs[t], schedule.posterior_xt_coefs[t]])
     z = torch.cat(
-        [(coefs - expected) / coef_se, ((resid_var / s.posterior_variances[t] - 1) / math.sqrt(2 / (n - 2)))[None]]
+        [
+            (coefs - expected) / coef_se,
+            ((resid_var / schedule.posterior_variances[t] - 1) / math.sqrt(2 / (n - 2)))[None],
+        ]
     )
     assert z.abs().max() < 4.5, f"t = {t}: Monte Carlo disagrees with q_posterior"
     print(
         f"{t:5d} {coefs[0].item():11.4f} {expected[0].item():9.4f} {coefs[1].item():11.4f} {expected[1].item():9.4f} "
-        f"{resid_var.item():13.4e} {s.posterior_variances[t].item():11.4e} {z.abs().max().item():7.2f}"
+        f"{resid_var.item():13.4e} {schedule.posterior_variances[t].item():11.4e} {z.abs().max().item():7.2f}"
     )
 
 # %% [markdown]
@@ -370,8 +378,8 @@ print("x0 ~ N(0, 1):       Var[x_{t-1} | x_t] =", standard_normal)
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))
-t_axis = torch.arange(1, s.T + 1)
-for name, sched, color in (("linear", s, "C0"), ("cosine", cosine, "C1")):
+t_axis = torch.arange(1, schedule.T + 1)
+for name, sched, color in (("linear", schedule, "C0"), ("cosine", cosine, "C1")):
     ax1.loglog(t_axis, sched.betas[1:], "-", color=color, label=rf"$\beta_t$ ({name})")
     ax1.loglog(t_axis[1:], sched.posterior_variances[2:], "--", color=color, label=rf"$\tilde\beta_t$ ({name})")
     ax2.semilogx(t_axis, sched.posterior_variances[1:] / sched.betas[1:], "-", color=color, label=name)
@@ -389,7 +397,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for name, sched in (("linear", s), ("cosine", cosine)):
+for name, sched in (("linear", schedule), ("cosine", cosine)):
     ratio = sched.posterior_variances[1:] / sched.betas[1:]
     t_half, t_99 = (int(torch.nonzero(ratio > level)[0]) + 1 for level in (0.5, 0.99))
     print(
@@ -406,7 +414,7 @@ for name, sched in (("linear", s), ("cosine", cosine)):
 #   and $\tilde\beta_t = \frac{1 - \bar\alpha_{t-1}}{1 - \bar\alpha_t}\beta_t$; at $t = 1$, $\tilde\beta_1 = 0$ and $\tilde\mu_1 = x_0$.
 # - In terms of the noise, $\tilde\mu_t = (x_t - \beta_t \epsilon / \sqrt{1 - \bar\alpha_t}) / \sqrt{\alpha_t}$ (DDPM eqs. (10)-(11)); it equals
 #   a DDIM step with $\eta = 1$ and no noise.
-# - `s.q_posterior` agrees with Bayes' rule applied by quadrature (to 8 digits or better) and with a least-squares Monte Carlo
+# - `schedule.q_posterior` agrees with Bayes' rule applied by quadrature (to 8 digits or better) and with a least-squares Monte Carlo
 #   estimate on 200,704 MNIST pixels (all $|z| < 4.5$).
 # - $\tilde\beta_t$ is the reverse variance when $x_0$ is known, $\beta_t$ when $x_0 \sim \mathcal{N}(0, I)$; they differ by a large
 #   factor only in the first few steps and by more than 1% only in the first 200.
@@ -414,7 +422,7 @@ for name, sched in (("linear", s), ("cosine", cosine)):
 # ## Exercises
 #
 # **2.1 (code).** Write `my_posterior(x0, x_t, t)` returning the pair $(\tilde\mu_t, \tilde\beta_t)$ for DDPM's linear
-# schedule `s`, for tensors of shape (B, ...) and `t` an int or an int64 tensor (B,). The variance may be a number, a tensor (B,)
+# schedule (the chapter's `schedule`), for tensors of shape (B, ...) and `t` an int or an int64 tensor (B,). The variance may be a number, a tensor (B,)
 # or anything that broadcasts to the mean. Fill in the exercise cell and run it: `ch02.check_q_posterior` grades your function.
 # The solution cell after it holds a worked answer.
 
@@ -435,7 +443,8 @@ def my_posterior(x0, x_t, t):
     t = torch.as_tensor(t)
     shape = (-1, *([1] * (x_t.ndim - 1))) if t.ndim else ()  # one t per sample: (B, 1, ..., 1)
     ab_t, ab_prev, beta_t = (
-        table[index].reshape(shape) for table, index in ((s.alpha_bars, t), (s.alpha_bars, t - 1), (s.betas, t))
+        table[index].reshape(shape)
+        for table, index in ((schedule.alpha_bars, t), (schedule.alpha_bars, t - 1), (schedule.betas, t))
     )
     mean = (ab_prev.sqrt() * beta_t * x0 + (1 - beta_t).sqrt() * (1 - ab_prev) * x_t) / (1 - ab_t)
     return mean.to(x_t.dtype), (1 - ab_prev) / (1 - ab_t) * beta_t
@@ -445,7 +454,7 @@ result = ch02.check_q_posterior(my_posterior)
 
 # %% [markdown]
 # **2.2 (code).** Write `my_mean_eps(x_t, eps, t)` returning $\tilde\mu_t$ from $x_t$ and $\epsilon$ with the formula of
-# section 4, for an int `t`. The grader's reference is `s.q_posterior` at the $x_0$ implied by $\epsilon$. (Section 4 showed
+# section 4, for an int `t`. The grader's reference is `schedule.q_posterior` at the $x_0$ implied by $\epsilon$. (Section 4 showed
 # that the package's DDIM step with $\eta = 1$ and no noise computes the same thing.)
 
 
@@ -460,7 +469,7 @@ result = ch02.check_posterior_mean_eps(my_mean_eps)
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
 def my_mean_eps(x_t, eps, t):
-    beta_t, ab_t = s.betas[t], s.alpha_bars[t]
+    beta_t, ab_t = schedule.betas[t], schedule.alpha_bars[t]
     return (x_t - beta_t / (1 - ab_t).sqrt() * eps) / (1 - beta_t).sqrt()
 
 
@@ -488,7 +497,7 @@ result = ch02.check_skip_posterior(my_skip)
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
 def my_skip(x0, x_t, t_prev, t):
-    a, a_prev = s.alpha_bars[t], s.alpha_bars[t_prev]
+    a, a_prev = schedule.alpha_bars[t], schedule.alpha_bars[t_prev]
     ratio = a / a_prev  # the "alpha" of one jump from t_prev to t
     mean = (a_prev.sqrt() * (1 - ratio) * x0 + ratio.sqrt() * (1 - a_prev) * x_t) / (1 - a)
     return mean, (1 - a_prev) / (1 - a) * (1 - ratio)
@@ -507,11 +516,11 @@ result = ch02.check_skip_posterior(my_skip)
 # NBVAL_CHECK_OUTPUT
 gen = torch.Generator().manual_seed(6)
 t = 10
-print(f"t = {t}: beta_tilde = {s.posterior_variances[t].item():.4e}, beta = {s.betas[t].item():.4e}")
+print(f"t = {t}: beta_tilde = {schedule.posterior_variances[t].item():.4e}, beta = {schedule.betas[t].item():.4e}")
 for v_data in (0.0, 1e-3, 1e-2, 1.0):
     x0_g = math.sqrt(v_data) * torch.randn(400_000, generator=gen, dtype=torch.float64)
-    x_before = s.q_sample(x0_g, t - 1, generator=gen)
-    x_after = s.alphas[t].sqrt() * x_before + s.betas[t].sqrt() * torch.randn(
+    x_before = schedule.q_sample(x0_g, t - 1, generator=gen)
+    x_after = schedule.alphas[t].sqrt() * x_before + schedule.betas[t].sqrt() * torch.randn(
         x0_g.shape, generator=gen, dtype=torch.float64
     )
     slope = (x_before * x_after).mean() / (x_after * x_after).mean()  # everything has mean zero

@@ -168,16 +168,16 @@ print("eq. (3) with Bayes' rule = L_T + sum_{t>1} L_{t-1} + L_0 term by term, fo
 
 # %%
 # NBVAL_CHECK_OUTPUT
-z_lat, zeta = sp.symbols("z zeta", real=True)
+z_lat, eps_z = sp.symbols("z epsilon_z", real=True)
 w, b_dec, m_enc, c_enc = sp.symbols("w b m c", real=True)
 s_dec, v_enc = sp.symbols("s v", positive=True)
 
 
 def expect_gaussian(expr, mean, var):
-    """E[expr] for z ~ N(mean, var), expr a log-density ratio (a quadratic in z): write z = mean + sqrt(var) zeta."""
-    poly = sp.Poly(sp.expand(sp.expand_log(expr.subs(z_lat, mean + sp.sqrt(var) * zeta), force=True)), zeta)
+    """E[expr] for z ~ N(mean, var), expr a log-density ratio (a quadratic in z): write z = mean + sqrt(var) eps_z."""
+    poly = sp.Poly(sp.expand(sp.expand_log(expr.subs(z_lat, mean + sp.sqrt(var) * eps_z), force=True)), eps_z)
     assert poly.degree() <= 2
-    moments = {0: 1, 1: 0, 2: 1}  # E[zeta^k] for zeta ~ N(0, 1)
+    moments = {0: 1, 1: 0, 2: 1}  # E[eps_z^k] for eps_z ~ N(0, 1)
     return sum(coef * moments[k] for (k,), coef in poly.terms())
 
 
@@ -458,10 +458,10 @@ print(
 # %% [markdown]
 # ## 5. The weight, and why $L_\text{simple}$ drops it
 #
-# With the two variance choices of DDPM sec. 3.2 the weight $\lambda_t = \beta_t^2 / (2\sigma_t^2 \alpha_t (1-\bar\alpha_t))$ becomes
+# With the two variance choices of DDPM sec. 3.2 the weight $w_t = \beta_t^2 / (2\sigma_t^2 \alpha_t (1-\bar\alpha_t))$ becomes
 #
-# - $\sigma_t^2 = \beta_t$: $\lambda_t = \beta_t / (2\alpha_t(1 - \bar\alpha_t))$, which is $1/(2\alpha_1) \approx 0.5$ at $t = 1$;
-# - $\sigma_t^2 = \tilde\beta_t$: $\lambda_t = \beta_t / (2\alpha_t(1 - \bar\alpha_{t-1}))$, infinite at $t = 1$ where $\tilde\beta_1 = 0$.
+# - $\sigma_t^2 = \beta_t$: $w_t = \beta_t / (2\alpha_t(1 - \bar\alpha_t))$, which is $1/(2\alpha_1) \approx 0.5$ at $t = 1$;
+# - $\sigma_t^2 = \tilde\beta_t$: $w_t = \beta_t / (2\alpha_t(1 - \bar\alpha_{t-1}))$, infinite at $t = 1$ where $\tilde\beta_1 = 0$.
 #
 # Their ratio is $\tilde\beta_t/\beta_t = (1-\bar\alpha_{t-1})/(1-\bar\alpha_t)$, close to 1 except at small $t$. Both weights
 # fall steeply for DDPM's linear schedule: from about 0.5 at $t = 1$ (for $\sigma_t^2 = \beta_t$) to a minimum of about
@@ -470,7 +470,7 @@ print(
 #
 # $$L_\text{simple}(\theta) = \mathbb{E}_{t \sim U\{1..T\},\, x_0,\, \epsilon}\,\big\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t)\big\|^2,$$
 #
-# i.e. $\lambda_t \equiv 1$. Relative to the bound this **down-weights the small-$t$ terms** — removing a tiny amount of
+# i.e. $w_t \equiv 1$. Relative to the bound this **down-weights the small-$t$ terms** — removing a tiny amount of
 # noise, which is easy — by a factor of up to about 100 compared with the large-$t$ ones, so the network spends its capacity on
 # the hard denoising tasks at large $t$, where $x_0$ must be guessed from heavy noise (DDPM sec. 3.4). The $t = 1$ term
 # of $L_\text{simple}$ also stands in for $L_0$. DDPM reports better samples with $L_\text{simple}$ than with the true
@@ -483,7 +483,7 @@ ts = torch.arange(1, schedule.T + 1)
 b, a_t, ab_t = schedule.betas[ts], schedule.alphas[ts], schedule.alpha_bars[ts]
 weight_beta = b**2 / (2 * b * a_t * (1 - ab_t))
 weight_tilde = b**2 / (2 * schedule.posterior_variances[ts] * a_t * (1 - ab_t))  # inf at t = 1, where beta_tilde_1 = 0
-print("    t   lambda_t (sigma^2 = beta)   lambda_t (sigma^2 = beta_tilde)   ratio")
+print("    t        w_t (sigma^2 = beta)        w_t (sigma^2 = beta_tilde)   ratio")
 for t in (1, 2, 10, 100, 500, 1000):
     wb, wt = weight_beta[t - 1].item(), weight_tilde[t - 1].item()
     print(f"{t:5d}   {wb:24.5f}   {wt:31.5f}   {wb / wt:5.3f}")
@@ -492,9 +492,9 @@ for t in (1, 2, 10, 100, 500, 1000):
 fig, axes = plt.subplots(1, 2, figsize=(8, 3))
 axes[0].semilogy(ts[1:], weight_tilde[1:], label=r"$\sigma_t^2 = \tilde\beta_t$")
 axes[0].semilogy(ts, weight_beta, "--", label=r"$\sigma_t^2 = \beta_t$")
-axes[0].axhline(1.0, color="0.5", lw=0.8, label=r"$L_\mathrm{simple}$ ($\lambda_t = 1$)")
+axes[0].axhline(1.0, color="0.5", lw=0.8, label=r"$L_\mathrm{simple}$ ($w_t = 1$)")
 axes[0].set_xlabel("t")
-axes[0].set_title(r"weight $\lambda_t$ of $\|\epsilon - \epsilon_\theta\|^2$ in the bound")
+axes[0].set_title(r"weight $w_t$ of $\|\epsilon - \epsilon_\theta\|^2$ in the bound")
 axes[0].legend()
 axes[1].semilogx(ts[1:], (weight_beta / weight_tilde)[1:])
 axes[1].set_xlabel("t (log scale)")
@@ -505,7 +505,7 @@ plt.show()
 # %% [markdown]
 # **A weight that circulates without its square.** Reviews of the DDIM paper state its objective $J_\sigma$ (chapter 5) with
 # the weight $(1-\alpha_t)/(2\sigma_t^2\alpha_t)$ in DDIM's notation, $(1-\bar\alpha_t)/(2\sigma_t^2\bar\alpha_t)$ in ours, for every $t$,
-# and set it beside DDPM's $\lambda_t$ as if the two differed by a constant factor. Redo the step they shortcut. Both Gaussians in
+# and set it beside DDPM's $w_t$ as if the two differed by a constant factor. Redo the step they shortcut. Both Gaussians in
 # $L_{t-1}$ have the variance $\sigma_t^2$, and their means differ only through $x_0$ against the network's estimate
 # $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta)/\sqrt{\bar\alpha_t}$, which enters the mean multiplied by its coefficient $c_t$
 # ($c_t = \sqrt{\bar\alpha_{t-1}}\beta_t/(1-\bar\alpha_t)$ for DDPM's posterior, section 3; chapter 5 gives it for every $\sigma$). With $x_0 - \hat x_0 = \sqrt{1-\bar\alpha_t}\,(\epsilon_\theta - \epsilon)/\sqrt{\bar\alpha_t}$,
@@ -515,7 +515,7 @@ plt.show()
 # The circulated weight leaves out $c_t^2$: it weighs the error of $\hat x_0$, not the error of the reverse step's mean. It is
 # right only for the last term $t = 1$, where $p_\theta(x_0 \mid x_1)$ is centred on $\hat x_0$ itself. At $\sigma_t^2 = \tilde\beta_t$ (DDIM's
 # $\eta = 1$, which is DDPM) the two weights should agree with eq. (12); sympy takes the KL of section 2 at the two means, compares
-# it with $\lambda_t\|\epsilon - \epsilon_\theta\|^2$ from section 4, and confirms that the missing factor is $c_t^2$.
+# it with $w_t\|\epsilon - \epsilon_\theta\|^2$ from section 4, and confirms that the missing factor is $c_t^2$.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -524,22 +524,22 @@ x0_hat = (x_t - sp.sqrt(1 - abar) * eps_theta) / sp.sqrt(abar)  # DDPM eq. (15)
 kl_means = kl_closed.subs(
     {m1: mu_tilde, m2: posterior_mean.subs(x0, x0_hat), s1: sigma, s2: sigma}
 )  # mu_tilde: x_0 via eps
-lambda_eq12 = beta**2 / (2 * sigma**2 * alpha * (1 - abar))  # the weight of section 4
+w_eq12 = beta**2 / (2 * sigma**2 * alpha * (1 - abar))  # the weight of section 4
 circulated = (1 - abar) / (2 * sigma**2 * abar)
-assert sp.simplify(kl_means - lambda_eq12 * (eps - eps_theta) ** 2) == 0
-assert sp.simplify(lambda_eq12 - c_t**2 * circulated) == 0
+assert sp.simplify(kl_means - w_eq12 * (eps - eps_theta) ** 2) == 0
+assert sp.simplify(w_eq12 - c_t**2 * circulated) == 0
 print("c_t =", sp.simplify(c_t))
-print("lambda_t / circulated weight =", sp.factor(sp.simplify(lambda_eq12 / circulated)), "= c_t^2")
+print("w_t / circulated weight =", sp.factor(sp.simplify(w_eq12 / circulated)), "= c_t^2")
 
 # the size of the discrepancy on DDPM's schedule, sigma_t^2 = beta_tilde_t
-print(f"{'t':>5} {'lambda_t (eq. 12)':>18} {'circulated':>12} {'circulated / lambda_t':>22} {'1 / c_t^2':>11}")
+print(f"{'t':>5} {'w_t (eq. 12)':>18} {'circulated':>12} {'circulated / w_t':>22} {'1 / c_t^2':>11}")
 for t in (2, 10, 100, 500, 1000):
     var_t, ab_t_val = schedule.posterior_variances[t].item(), schedule.alpha_bars[t].item()
-    lam_t = weight_tilde[t - 1].item()
+    w_t = weight_tilde[t - 1].item()
     wrong = (1 - ab_t_val) / (2 * var_t * ab_t_val)
     inv_c_sq = 1 / schedule.posterior_x0_coefs[t].item() ** 2
-    assert abs(wrong / lam_t / inv_c_sq - 1) < 1e-9
-    print(f"{t:5d} {lam_t:18.5f} {wrong:12.4g} {wrong / lam_t:22.4g} {inv_c_sq:11.4g}")
+    assert abs(wrong / w_t / inv_c_sq - 1) < 1e-9
+    print(f"{t:5d} {w_t:18.5f} {wrong:12.4g} {wrong / w_t:22.4g} {inv_c_sq:11.4g}")
 
 # %% [markdown]
 # The ratio is not a constant: the circulated weight overstates the bound's term by a factor of about 3 at $t = 2$ and of
@@ -800,8 +800,8 @@ for t in (30, 150, 500):
 #   summed over coordinates for isotropic Gaussians; with the model's variance fixed, $L_{t-1}$ is
 #   $\|\tilde\mu_t - \mu_\theta\|^2/(2\sigma_t^2)$ plus a constant (eq. (8)).
 # - Writing $\mu_\theta$ through $\epsilon_\theta$ (eq. (11)) gives $\|\tilde\mu_t - \mu_\theta\|^2 = \frac{\beta_t^2}{\alpha_t(1-\bar\alpha_t)}\|\epsilon-\epsilon_\theta\|^2$,
-#   so the bound weighs each $t$ by $\lambda_t = \beta_t^2/(2\sigma_t^2\alpha_t(1-\bar\alpha_t))$ (eq. (12)), falling from ~0.5 at $t = 1$ to ~0.005–0.01.
-# - $L_\text{simple}$ (eq. (14)) sets $\lambda_t = 1$, shifting weight from the easy small-$t$ terms to the hard large-$t$ ones.
+#   so the bound weighs each $t$ by $w_t = \beta_t^2/(2\sigma_t^2\alpha_t(1-\bar\alpha_t))$ (eq. (12)), falling from ~0.5 at $t = 1$ to ~0.005–0.01.
+# - $L_\text{simple}$ (eq. (14)) sets $w_t = 1$, shifting weight from the easy small-$t$ terms to the hard large-$t$ ones.
 #   The weight $(1-\bar\alpha_t)/(2\sigma_t^2\bar\alpha_t)$ seen in reviews of DDIM lacks the factor $c_t^2$ and is correct only at $t = 1$.
 # - An MLP trained for 2000 steps gets within a few thousandths of the oracle's irreducible loss (about 0.22); its excess
 #   loss is its mean squared distance to the oracle, concentrated in the low-density regions between the modes at small $t$.
@@ -836,7 +836,7 @@ def my_gaussian_kl(mean1, var1, mean2, var2):
 result = ch03.check_gaussian_kl(my_gaussian_kl)
 
 # %% [markdown]
-# **3.2 (code).** Write `my_loss_weight(schedule, t, variance)`, the weight $\lambda_t$ of eq. (12) for
+# **3.2 (code).** Write `my_loss_weight(schedule, t, variance)`, the weight $w_t$ of eq. (12) for
 # `variance="beta"` ($\sigma_t^2 = \beta_t$) or `"beta_tilde"` ($\sigma_t^2 = \tilde\beta_t$, for $t \ge 2$), as a float.
 
 

@@ -63,8 +63,8 @@ torch.set_num_threads(1)
 RECOMPUTE = os.environ.get("DDIM_BOOK_RECOMPUTE") == "1"
 ROOT = Path(pretrained.__file__).resolve().parents[1]  # the repository (for runs/ and scripts/)
 RESULTS = paths.results_dir()  # the cached results: data/results in a clone, inside the package in a wheel
-model, s = pretrained.load("mnist")  # the shipped EMA U-Net (eval mode) and its schedule, DDPM's linear one
-print(f"shipped model: {model.num_parameters():,} parameters; schedule: {s}")
+model, schedule = pretrained.load("mnist")  # the shipped EMA U-Net (eval mode) and its schedule, DDPM's linear one
+print(f"shipped model: {model.num_parameters():,} parameters; schedule: {schedule}")
 
 # %% [markdown]
 # ## 1. The U-Net, block by block
@@ -84,7 +84,7 @@ print(f"shipped model: {model.num_parameters():,} parameters; schedule: {s}")
 # %%
 # NBVAL_CHECK_OUTPUT
 entry = pretrained.entry("mnist")
-config = UNetConfig.from_dict({**entry["train_config"]["model"], "T": s.T})
+config = UNetConfig.from_dict({**entry["train_config"]["model"], "T": schedule.T})
 assert model.config == config
 assert config == UNetConfig.named("mnist-small", init=config.init)  # the mnist-small U-Net, whatever its init
 for field, value in config.to_dict().items():
@@ -218,12 +218,12 @@ for i in range(h):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-all_t = torch.arange(1, s.T + 1)
+all_t = torch.arange(1, schedule.T + 1)
 emb = embedding(all_t).double()  # (1000, 16)
 distances = torch.cdist(emb, emb)
 decoded = distances.argmin(dim=1) + 1
 neighbour = (emb[1:] - emb[:-1]).norm(dim=1)
-print(f"t recovered by nearest neighbour: {int((decoded == all_t).sum())} of {s.T}")
+print(f"t recovered by nearest neighbour: {int((decoded == all_t).sum())} of {schedule.T}")
 rotation = math.sqrt(sum(2 - 2 * math.cos(float(w_k.subs(k, i))) for i in range(h)))
 assert torch.allclose(neighbour, torch.tensor(rotation, dtype=torch.float64), atol=1e-5)
 print(
@@ -241,7 +241,7 @@ ax1.imshow(
     cmap="RdBu",
     vmin=-1,
     vmax=1,
-    extent=(1, s.T, 2 * h - 0.5, -0.5),
+    extent=(1, schedule.T, 2 * h - 0.5, -0.5),
     interpolation="nearest",
 )
 ax1.set(xlabel="t", ylabel="component (sines, then cosines)", title="sinusoidal embedding, 16 components")
@@ -313,12 +313,12 @@ gen = torch.Generator().manual_seed(40)
 print(f"{'data std s':>10} {'floor (formula)':>16} {'oracle L_simple (MC)':>21} {'std error':>10}")
 floor_numeric = sp.lambdify((ab_t, s_data), floor_t)
 for std in (0.1, 0.5, 1.0):
-    oracle = GaussianOracle(s, mean=0.0, std=std, shape=(16,))
-    formula = floor_numeric(s.alpha_bars[1:], std).mean().item()
+    oracle = GaussianOracle(schedule, mean=0.0, std=std, shape=(16,))
+    formula = floor_numeric(schedule.alpha_bars[1:], std).mean().item()
     x0 = oracle.sample(16384, generator=gen)
-    t = torch.randint(1, s.T + 1, (16384,), generator=gen)
+    t = torch.randint(1, schedule.T + 1, (16384,), generator=gen)
     noise = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
-    per_image = (oracle(s.q_sample(x0, t, noise), t) - noise).pow(2).mean(dim=1)
+    per_image = (oracle(schedule.q_sample(x0, t, noise), t) - noise).pow(2).mean(dim=1)
     mc, se = per_image.mean().item(), per_image.std().item() / math.sqrt(16384)
     assert abs(mc - formula) < 4 * se
     print(f"{std:10.1f} {formula:16.4f} {mc:21.4f} {se:10.4f}")
@@ -373,7 +373,7 @@ if RECOMPUTE:
     run_dir = ROOT / "runs" / "book-mnist"
     trainer = Trainer(get_config(train_config.name), run_dir, progress=False)
     trainer.train()
-    model, s = load_model(export_ema(run_dir / "last.pt", run_dir / "mnist_unet.pt"))
+    model, schedule = load_model(export_ema(run_dir / "last.pt", run_dir / "mnist_unet.pt"))
     log_path = run_dir / "train_log.csv"
     print(
         f"trained {train_config.name} for {trainer.step} steps in {trainer.elapsed_s / 60:.1f} min; using it from here on"
@@ -434,7 +434,7 @@ print("coefficient of epsilon:", sp.simplify(eps_coef_via_posterior))
 
 # %% [markdown]
 # The same two ways with the schedule's arrays, at a few timesteps (the first pair of columns is eq. (11), the second
-# the posterior coefficients `s.posterior_x0_coefs` and `s.posterior_xt_coefs` of chapter 2 after the substitution):
+# the posterior coefficients `schedule.posterior_x0_coefs` and `schedule.posterior_xt_coefs` of chapter 2 after the substitution):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -442,10 +442,10 @@ print(
     f"{'t':>5} {'1/sqrt(alpha_t)':>16} {'via posterior':>14} {'beta_t/(sqrt(alpha_t)sqrt(1-abar_t))':>37} {'via posterior':>14}"
 )
 for t in (1, 2, 10, 100, 500, 1000):
-    a_bar, a_t, b_t = s.alpha_bars[t], s.alphas[t], s.betas[t]
+    a_bar, a_t, b_t = schedule.alpha_bars[t], schedule.alphas[t], schedule.betas[t]
     x_eq11, eps_eq11 = 1 / a_t.sqrt(), b_t / (a_t.sqrt() * (1 - a_bar).sqrt())
-    x_post = s.posterior_x0_coefs[t] / a_bar.sqrt() + s.posterior_xt_coefs[t]
-    eps_post = s.posterior_x0_coefs[t] * (1 - a_bar).sqrt() / a_bar.sqrt()
+    x_post = schedule.posterior_x0_coefs[t] / a_bar.sqrt() + schedule.posterior_xt_coefs[t]
+    eps_post = schedule.posterior_x0_coefs[t] * (1 - a_bar).sqrt() / a_bar.sqrt()
     assert torch.isclose(x_eq11, x_post, rtol=1e-12) and torch.isclose(eps_eq11, eps_post, rtol=1e-12)
     print(f"{t:5d} {x_eq11.item():16.8f} {x_post.item():14.8f} {eps_eq11.item():37.8f} {eps_post.item():14.8f}")
 
@@ -453,9 +453,9 @@ for t in (1, 2, 10, 100, 500, 1000):
 gen = torch.Generator().manual_seed(41)
 x_t, eps = (torch.randn((4, 1, 28, 28), generator=gen, dtype=torch.float64) for _ in range(2))
 for t in (1, 2, 500, 1000):
-    x0_hat = (x_t - (1 - s.alpha_bars[t]).sqrt() * eps) / s.alpha_bars[t].sqrt()
-    eq11 = (x_t - s.betas[t] / (1 - s.alpha_bars[t]).sqrt() * eps) / s.alphas[t].sqrt()
-    assert torch.allclose(eq11, s.q_posterior(x0_hat, x_t, t)[0], rtol=1e-10, atol=1e-10)
+    x0_hat = (x_t - (1 - schedule.alpha_bars[t]).sqrt() * eps) / schedule.alpha_bars[t].sqrt()
+    eq11 = (x_t - schedule.betas[t] / (1 - schedule.alpha_bars[t]).sqrt() * eps) / schedule.alphas[t].sqrt()
+    assert torch.allclose(eq11, schedule.q_posterior(x0_hat, x_t, t)[0], rtol=1e-10, atol=1e-10)
 print("eq. (11) == q_posterior(x0_hat, x_t, t) mean on (4, 1, 28, 28) tensors at t = 1, 2, 500, 1000")
 
 # %% [markdown]
@@ -468,11 +468,11 @@ print("eq. (11) == q_posterior(x0_hat, x_t, t) mean on (4, 1, 28, 28) tensors at
 # NBVAL_CHECK_OUTPUT
 print(f"{'t':>5} {'beta_t':>10} {'beta_tilde_t':>13} {'ratio':>8} {'(1-abar_{t-1})/(1-abar_t)':>26}")
 for t in (1, 2, 3, 10, 50, 200, 1000):
-    ratio = s.posterior_variances[t] / s.betas[t]
-    formula = (1 - s.alpha_bars[t - 1]) / (1 - s.alpha_bars[t])
+    ratio = schedule.posterior_variances[t] / schedule.betas[t]
+    formula = (1 - schedule.alpha_bars[t - 1]) / (1 - schedule.alpha_bars[t])
     assert torch.isclose(ratio, formula, rtol=1e-12, atol=1e-15)
     print(
-        f"{t:5d} {s.betas[t].item():10.6f} {s.posterior_variances[t].item():13.6e} {ratio.item():8.4f} {formula.item():26.4f}"
+        f"{t:5d} {schedule.betas[t].item():10.6f} {schedule.posterior_variances[t].item():13.6e} {ratio.item():8.4f} {formula.item():26.4f}"
     )
 
 # %% [markdown]
@@ -495,24 +495,24 @@ assert sp.simplify(sp.diff(mean_eq11, x_sym) - (1 - beta / v_t) / sp.sqrt(alpha)
 def final_std(std, sigma2):
     """Exact std of DDPM Algorithm 2's output for N(0, std^2) data and the oracle, from the variance recursion."""
     V = 1.0
-    for t in range(s.T, 0, -1):
-        v = s.alpha_bars[t].item() * std**2 + 1 - s.alpha_bars[t].item()
-        A = (1 - s.betas[t].item() / v) / s.alphas[t].sqrt().item()
+    for t in range(schedule.T, 0, -1):
+        v = schedule.alpha_bars[t].item() * std**2 + 1 - schedule.alpha_bars[t].item()
+        A = (1 - schedule.betas[t].item() / v) / schedule.alphas[t].sqrt().item()
         V = A * A * V + (sigma2[t].item() if t > 1 else 0.0)
     return math.sqrt(V)
 
 
 print(f"{'target s':>8} {'exact, beta':>12} {'exact, beta_tilde':>18} {'MC, beta':>9} {'MC, beta_tilde':>15}")
 for std in (0.05, 0.2, 1.0):
-    oracle = GaussianOracle(s, mean=0.0, std=std, shape=(1,))
+    oracle = GaussianOracle(schedule, mean=0.0, std=std, shape=(1,))
     x_T = torch.randn((4096, 1), generator=torch.Generator().manual_seed(42), dtype=torch.float64)
-    row = [final_std(std, s.betas), final_std(std, s.posterior_variances)]
+    row = [final_std(std, schedule.betas), final_std(std, schedule.posterior_variances)]
     for variance in ("beta", "beta_tilde"):
-        out = samplers.ddpm_sample(oracle, s, x_T, variance, torch.Generator().manual_seed(43), progress=False)
+        out = samplers.ddpm_sample(oracle, schedule, x_T, variance, torch.Generator().manual_seed(43), progress=False)
         row.append(out.std().item())
     assert abs(row[2] / row[0] - 1) < 0.04 and abs(row[3] / row[1] - 1) < 0.04  # MC error of a std: ~1 / sqrt(2n)
     print(f"{std:8.2f} {row[0]:12.4f} {row[1]:18.4f} {row[2]:9.4f} {row[3]:15.4f}")
-late_only = torch.where(torch.arange(s.T + 1) <= 50, s.posterior_variances, s.betas)
+late_only = torch.where(torch.arange(schedule.T + 1) <= 50, schedule.posterior_variances, schedule.betas)
 print(f"s = 0.05 with beta_tilde for t <= 50 and beta before: exact std {final_std(0.05, late_only):.4f}")
 
 # %% [markdown]
@@ -552,7 +552,7 @@ if RECOMPUTE:
     x_T = torch.randn((8, 1, 28, 28), generator=torch.Generator().manual_seed(0))
     runs = {
         variance: samplers.ddpm_sample(
-            model, s, x_T, variance, torch.Generator().manual_seed(1), return_trajectory=True, progress=False
+            model, schedule, x_T, variance, torch.Generator().manual_seed(1), return_trajectory=True, progress=False
         )
         for variance in ("beta_tilde", "beta")
     }
@@ -632,7 +632,7 @@ print("mean |x0_hat(t) - x0_hat(1)| per pixel:", ", ".join(f"t={t}: {d:.3f}" for
 # guess is the **distortion**. (The bound's last term, $L_0$, would send $x_0$ itself; we stop at $x_1$.)
 #
 # The next cell measures both on 32 test digits with the shipped model and $\sigma_t^2 = \tilde\beta_t$, for which
-# $L_{t-1} = \lambda_t\, \mathbb{E}\|\epsilon - \epsilon_\theta\|^2$ with no constant (chapter 3, sections 2 and 5). It runs the network at 22 timesteps, one batch
+# $L_{t-1} = w_t\, \mathbb{E}\|\epsilon - \epsilon_\theta\|^2$ with no constant (chapter 3, sections 2 and 5). It runs the network at 22 timesteps, one batch
 # each, and interpolates $\log L_{t-1}$ linearly in $\log t$ in between: the rates are estimates, which a grid of 150 timesteps
 # confirms to within a few per cent. The distortion is split by scale into the error of the 7×7 grid of 4×4 block means
 # (coarse) and the rest (detail within the blocks), each as a share of the error of the average digit, the best guess of
@@ -662,21 +662,23 @@ step_kl, rmse, coarse, detail = {}, {}, {}, {}
 with torch.inference_mode():
     for t in rd_grid:
         rd_eps = torch.randn(rd_x0.shape, generator=rd_gen)
-        rd_xt = s.q_sample(rd_x0, t, noise=rd_eps)  # what the receiver holds on reaching x_t
+        rd_xt = schedule.q_sample(rd_x0, t, noise=rd_eps)  # what the receiver holds on reaching x_t
         rd_eps_hat = model(rd_xt, torch.full((rd_x0.shape[0],), t))
-        a_bar = s.alpha_bars[t].item()
+        a_bar = schedule.alpha_bars[t].item()
         rd_x0_hat = ((rd_xt - math.sqrt(1 - a_bar) * rd_eps_hat) / math.sqrt(a_bar)).clamp(-1, 1)  # DDPM eq. (15)
         if t >= 2:  # L_{t-1} with sigma_t^2 = beta_tilde_t
-            lam = s.betas[t] ** 2 / (2 * s.posterior_variances[t] * s.alphas[t] * (1 - s.alpha_bars[t]))
-            step_kl[t] = lam.item() * (rd_eps - rd_eps_hat).pow(2).sum(dim=(1, 2, 3)).mean().item()
+            w_t = schedule.betas[t] ** 2 / (
+                2 * schedule.posterior_variances[t] * schedule.alphas[t] * (1 - schedule.alpha_bars[t])
+            )
+            step_kl[t] = w_t.item() * (rd_eps - rd_eps_hat).pow(2).sum(dim=(1, 2, 3)).mean().item()
         err = 127.5 * (rd_x0_hat - rd_x0)
         rmse[t] = err.pow(2).mean().sqrt().item()
         coarse[t], detail[t] = by_scale(err)
 
-a_T = s.alpha_bars[s.T].item()  # L_T = KL(N(sqrt(a_T) x_0, (1 - a_T) I) || N(0, I)), in closed form
+a_T = schedule.alpha_bars[schedule.T].item()  # L_T = KL(N(sqrt(a_T) x_0, (1 - a_T) I) || N(0, I)), in closed form
 L_T = 0.5 * (a_T * rd_x0.pow(2).sum(dim=(1, 2, 3)) - rd_dim * (a_T + math.log(1 - a_T))).mean().item()
 kl_ts = sorted(step_kl)
-all_t = np.arange(2, s.T + 1)
+all_t = np.arange(2, schedule.T + 1)
 kl_all = np.exp(np.interp(np.log(all_t), np.log(kl_ts), np.log([step_kl[t] for t in kl_ts])))
 sent_below = np.concatenate([np.cumsum(kl_all[::-1])[::-1], [0.0]])  # sent_below[i] = sum of L_{u-1} over u >= i + 2
 rate = {t: (L_T + sent_below[t - 1]) / (rd_dim * math.log(2)) for t in rd_grid}  # bits per pixel to reach x_t
@@ -775,7 +777,7 @@ result = ch04.check_time_embedding(my_embedding)
 
 # %% [markdown]
 # **4.2 (code).** *One step of Algorithm 2.* Write `my_ddpm_step(x_t, eps, t, z, variance)` returning $x_{t-1}$ for an int
-# `t`, with `variance` either `"beta_tilde"` or `"beta"`, using the arrays of `s`. Remember that Algorithm 2 adds no noise
+# `t`, with `variance` either `"beta_tilde"` or `"beta"`, using the arrays of `schedule`. Remember that Algorithm 2 adds no noise
 # at $t = 1$. Then loop it from $t = 1000$ down to 1 and compare with `samplers.ddpm_sample` started from the same $x_T$
 # and generator. (The solution loops over the exact Gaussian noise predictor, for which 1000 steps cost nothing; with
 # the shipped `model` the same loop works on digits but takes seconds per hundred steps on a CPU.)
@@ -793,7 +795,7 @@ result = ch04.check_ddpm_step(my_ddpm_step)
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
 def my_ddpm_step(x_t, eps, t, z, variance):
-    beta_t, ab_t, ab_prev = s.betas[t], s.alpha_bars[t], s.alpha_bars[t - 1]
+    beta_t, ab_t, ab_prev = schedule.betas[t], schedule.alpha_bars[t], schedule.alpha_bars[t - 1]
     mean = (x_t - beta_t / (1 - ab_t).sqrt() * eps) / (1 - beta_t).sqrt()
     if t == 1:
         return mean
@@ -804,13 +806,16 @@ def my_ddpm_step(x_t, eps, t, z, variance):
 result = ch04.check_ddpm_step(my_ddpm_step)
 
 # %% tags=["solution"]
-loop_model = GaussianOracle(s, mean=0.0, std=0.5, shape=(16,))  # an exact noise predictor: 1000 steps cost nothing
+# an exact noise predictor: 1000 steps cost nothing
+loop_model = GaussianOracle(schedule, mean=0.0, std=0.5, shape=(16,))
 loop_x = torch.randn((8, 16), generator=torch.Generator().manual_seed(47), dtype=torch.float64)
 loop_start, loop_gen = loop_x.clone(), torch.Generator().manual_seed(48)
-for loop_t in range(s.T, 0, -1):  # ddpm_sample draws z only for t > 1, so the two generators stay in step
+for loop_t in range(schedule.T, 0, -1):  # ddpm_sample draws z only for t > 1, so the two generators stay in step
     loop_z = torch.randn(loop_x.shape, generator=loop_gen, dtype=torch.float64) if loop_t > 1 else None
     loop_x = my_ddpm_step(loop_x, loop_model(loop_x, torch.full((8,), loop_t)), loop_t, loop_z, "beta_tilde")
-reference = samplers.ddpm_sample(loop_model, s, loop_start, generator=torch.Generator().manual_seed(48), progress=False)
+reference = samplers.ddpm_sample(
+    loop_model, schedule, loop_start, generator=torch.Generator().manual_seed(48), progress=False
+)
 assert (loop_x - reference).abs().max().item() < 1e-10
 print("my_ddpm_step looped from t = 1000 to 1 lands where ddpm_sample does")
 

@@ -265,22 +265,23 @@ print("Var[x_{t-1}]          =", total_var)
 #
 # ## 5.5 Proof 3: undetermined coefficients, and a common slip
 #
-# The third proof does not assume eq. (7); it *finds* it. Posit a Gaussian kernel with unknown coefficients,
+# The third proof does not assume eq. (7); it *finds* it. Posit a Gaussian kernel with unknown coefficients $\kappa_t$
+# and $\zeta_t$ (the review quoted below calls the second one $\lambda_t$),
 #
-# $$q(x_{t-1} \mid x_t, x_0) = \mathcal N(\kappa_t x_t + \lambda_t x_0,\ \sigma_t^2 I),$$
+# $$q(x_{t-1} \mid x_t, x_0) = \mathcal N(\kappa_t x_t + \zeta_t x_0,\ \sigma_t^2 I),$$
 #
 # and demand that it carries $q(x_t \mid x_0)$ to $q(x_{t-1} \mid x_0)$. In sampling form,
-# $x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon_1$ and $x_{t-1} = \kappa_t x_t + \lambda_t x_0 + \sigma_t \epsilon_2$ with
+# $x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon_1$ and $x_{t-1} = \kappa_t x_t + \zeta_t x_0 + \sigma_t \epsilon_2$ with
 # independent standard normals $\epsilon_1, \epsilon_2$. Expanding, $x_{t-1}$ is $x_0$ times a number plus a sum of
 # independent noises; a noise multiplied by $c$ has variance $c^2$. Matching mean and variance gives two
 # equations for the two unknowns, with $\sigma_t$ left free.
 
 # %%
-kappa, lam = sp.symbols("kappa_t lambda_t", real=True)
+kappa, zeta = sp.symbols("kappa_t zeta_t", real=True)
 eps1, eps2, K = sp.symbols("epsilon_1 epsilon_2 K", real=True)
 
 x_t_sampled = sp.sqrt(a_t) * x0 + sp.sqrt(1 - a_t) * eps1
-x_prev_sampled = sp.expand(kappa * x_t_sampled + lam * x0 + sigma0 * eps2)
+x_prev_sampled = sp.expand(kappa * x_t_sampled + zeta * x0 + sigma0 * eps2)
 coef = sp.Poly(x_prev_sampled, x0, eps1, eps2)
 mean_coef = coef.coeff_monomial(x0)
 # independent unit-variance noises: each contributes the square of its coefficient
@@ -289,13 +290,13 @@ noise_var = coef.coeff_monomial(eps1) ** 2 + coef.coeff_monomial(eps2) ** 2
 mean_condition = sp.Eq(mean_coef, sp.sqrt(a_prev))
 var_condition = sp.Eq(noise_var, 1 - a_prev)
 kappa_sq = sp.solve(var_condition.subs(kappa**2, K), K)[0]  # the variance condition is linear in kappa^2
-lam_sol = sp.solve(mean_condition, lam)[0]  # lambda in terms of kappa
+zeta_sol = sp.solve(mean_condition, zeta)[0]  # zeta in terms of kappa
 
 kappa_ddim = sp.sqrt(1 - a_prev - sigma0**2) / sp.sqrt(1 - a_t)
 assert sp.simplify(kappa_sq - kappa_ddim**2) == 0  # DDIM takes the non-negative root: kappa_t = kappa_ddim
-assert sp.simplify(lam_sol - (sp.sqrt(a_prev) - sp.sqrt(a_t) * kappa)) == 0
-# kappa x_t + lambda x_0 is exactly the mean of DDIM eq. (7)
-mean_from_coefs = (kappa * xt + lam_sol * x0).subs(kappa, kappa_ddim)
+assert sp.simplify(zeta_sol - (sp.sqrt(a_prev) - sp.sqrt(a_t) * kappa)) == 0
+# kappa x_t + zeta x_0 is exactly the mean of DDIM eq. (7)
+mean_from_coefs = (kappa * xt + zeta_sol * x0).subs(kappa, kappa_ddim)
 assert sp.simplify(sp.expand(mean_from_coefs - ddim_posterior_mean(xt, x0, a_t, a_prev, sigma0))) == 0
 
 # %%
@@ -303,15 +304,15 @@ assert sp.simplify(sp.expand(mean_from_coefs - ddim_posterior_mean(xt, x0, a_t, 
 print("mean condition:    ", mean_condition)
 print("variance condition:", var_condition)
 print("kappa_t^2 =", sp.factor(kappa_sq))
-print("lambda_t  =", lam_sol)
+print("zeta_t    =", zeta_sol)
 
 # %% [markdown]
-# So $\kappa_t = \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}/\sqrt{1-\bar\alpha_t}$ and $\lambda_t = \sqrt{\bar\alpha_{t-1}} - \sqrt{\bar\alpha_t}\,\kappa_t$,
-# and $\kappa_t x_t + \lambda_t x_0$ regroups into the mean of eq. (7). (The negative root $\kappa_t < 0$ also
+# So $\kappa_t = \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}/\sqrt{1-\bar\alpha_t}$ and $\zeta_t = \sqrt{\bar\alpha_{t-1}} - \sqrt{\bar\alpha_t}\,\kappa_t$,
+# and $\kappa_t x_t + \zeta_t x_0$ regroups into the mean of eq. (7). (The negative root $\kappa_t < 0$ also
 # preserves the marginals; DDIM's choice $\kappa_t \ge 0$ keeps $x_{t-1}$ positively correlated with $x_t$.)
 #
 # **The slip.** One widely read review of DDIM derives the same
-# decomposition correctly, $x_{t-1} = (\kappa_t\sqrt{\bar\alpha_t} + \lambda_t)\,x_0 + \sqrt{\kappa_t^2(1-\bar\alpha_t) + \sigma_t^2}\;\epsilon$,
+# decomposition correctly, $x_{t-1} = (\kappa_t\sqrt{\bar\alpha_t} + \zeta_t)\,x_0 + \sqrt{\kappa_t^2(1-\bar\alpha_t) + \sigma_t^2}\;\epsilon$,
 # and then writes the variance condition as
 #
 # $$1 - \bar\alpha_{t-1} = \sqrt{\kappa_t^2 (1-\bar\alpha_t) + \sigma_t^2}
@@ -534,13 +535,13 @@ x0_hat = (xt - sp.sqrt(1 - a_t) * eps_theta) / sp.sqrt(a_t)  # DDIM eq. (9)
 kl_step = kl_equal_var.subs(
     {m1: ddim_posterior_mean(xt, x0_true, a_t, a_prev, sigma), m2: ddim_posterior_mean(xt, x0_hat, a_t, a_prev, sigma)}
 )
-# the claim: the KL is gamma_t (eps - eps_theta)^2 with gamma_t = lambda_t^2 (1 - abar_t) / (2 sigma_t^2 abar_t),
-# lambda_t the x_0 coefficient of section 5.5; checked by writing eps_theta = eps + d for a free d
+# the claim: the KL is gamma_t (eps - eps_theta)^2 with gamma_t = zeta_t^2 (1 - abar_t) / (2 sigma_t^2 abar_t),
+# zeta_t the x_0 coefficient of section 5.5; checked by writing eps_theta = eps + d for a free d
 d_err = sp.symbols("d", real=True)
-lambda_t = sp.sqrt(a_prev) - sp.sqrt(a_t) * sp.sqrt(1 - a_prev - sigma**2) / sp.sqrt(1 - a_t)
-gamma_compact = lam**2 * (1 - a_t) / (2 * sigma**2 * a_t)
-assert sp.simplify(kl_step.subs(eps_theta, eps + d_err) - gamma_compact.subs(lam, lambda_t) * d_err**2) == 0
-gamma_t = gamma_compact.subs(lam, lambda_t)
+zeta_t = sp.sqrt(a_prev) - sp.sqrt(a_t) * sp.sqrt(1 - a_prev - sigma**2) / sp.sqrt(1 - a_t)
+gamma_compact = zeta**2 * (1 - a_t) / (2 * sigma**2 * a_t)
+assert sp.simplify(kl_step.subs(eps_theta, eps + d_err) - gamma_compact.subs(zeta, zeta_t) * d_err**2) == 0
+gamma_t = gamma_compact.subs(zeta, zeta_t)
 assert not gamma_t.free_symbols & {xt, eps, eps_theta}  # the weight knows nothing about x_t or the network
 
 # t = 1: -log N(x_0; x0_hat, sigma_1^2) = (x_0 - x0_hat)^2 / (2 sigma_1^2) + a constant
@@ -550,13 +551,13 @@ assert sp.simplify(gamma_1 - (1 - a_t) / (2 * sigma**2 * a_t)) == 0
 # %%
 # NBVAL_CHECK_OUTPUT
 print("KL(N(m1, s^2) || N(m2, s^2)) =", kl_equal_var)
-print("gamma_t (t >= 2) =", gamma_compact, " with lambda_t =", lambda_t)
+print("gamma_t (t >= 2) =", gamma_compact, " with zeta_t =", zeta_t)
 print("gamma_1          =", gamma_1, "  (with abar_t = abar_1)")
 
 # %% [markdown]
-# So $\gamma_t = \lambda_t^2 (1-\bar\alpha_t) / (2\sigma_t^2 \bar\alpha_t)$ for $t \ge 2$, with the $\lambda_t$ of section 5.5, and
+# So $\gamma_t = \zeta_t^2 (1-\bar\alpha_t) / (2\sigma_t^2 \bar\alpha_t)$ for $t \ge 2$, with the $\zeta_t$ of section 5.5, and
 # $\gamma_1 = (1-\bar\alpha_1)/(2\sigma_1^2\bar\alpha_1)$. They depend on $t$ and $\sigma$, never on $\theta$, and they are
-# positive: $\kappa_t \le \sqrt{1-\bar\alpha_{t-1}}/\sqrt{1-\bar\alpha_t}$ gives $\lambda_t > 0$ whenever $\bar\alpha_t < \bar\alpha_{t-1}$.
+# positive: $\kappa_t \le \sqrt{1-\bar\alpha_{t-1}}/\sqrt{1-\bar\alpha_t}$ gives $\zeta_t > 0$ whenever $\bar\alpha_t < \bar\alpha_{t-1}$.
 # Summing over the $d$ coordinates and taking expectations gives $J_\sigma = L_\gamma + C$.
 #
 # *What it means.* If the network had separate parameters for each $t$, $L_\gamma$ would be a sum of independent
@@ -628,13 +629,13 @@ def root(expr):
 
 sigma_sq_eta1 = (1 - abar_p_rho) / (1 - abar_t_rho) * (1 - abar_t_rho / abar_p_rho)  # DDIM eq. (16), eta = 1
 kappa_eta1 = root(1 - abar_p_rho - sigma_sq_eta1) / root(1 - abar_t_rho)
-lambda_eta1 = sp.sqrt(abar_p_rho) - sp.sqrt(abar_t_rho) * kappa_eta1
+zeta_eta1 = sp.sqrt(abar_p_rho) - sp.sqrt(abar_t_rho) * kappa_eta1
 ddpm_xt_coef = sp.sqrt(alpha_rho) * (1 - abar_p_rho) / (1 - abar_t_rho)
 ddpm_x0_coef = sp.sqrt(abar_p_rho) * beta_rho / (1 - abar_t_rho)
 ddpm_var = (1 - abar_p_rho) / (1 - abar_t_rho) * beta_rho
 
 assert sp.simplify(kappa_eta1 - ddpm_xt_coef) == 0
-assert sp.simplify(lambda_eta1 - ddpm_x0_coef) == 0
+assert sp.simplify(zeta_eta1 - ddpm_x0_coef) == 0
 assert sp.simplify(sigma_sq_eta1 - ddpm_var) == 0
 gamma_eta1 = gamma_t.subs({a_t: abar_t_rho, a_prev: abar_p_rho, sigma: sp.sqrt(sigma_sq_eta1)})
 ddpm_weight = beta_rho**2 / (2 * sigma_sq_eta1 * alpha_rho * (1 - abar_t_rho))
@@ -643,7 +644,7 @@ assert sp.simplify(sp.factor(gamma_eta1 - ddpm_weight, deep=True)) == 0
 # %%
 # NBVAL_CHECK_OUTPUT
 print("kappa_t(eta=1)  - DDPM x_t coefficient =", sp.simplify(kappa_eta1 - ddpm_xt_coef))
-print("lambda_t(eta=1) - DDPM x_0 coefficient =", sp.simplify(lambda_eta1 - ddpm_x0_coef))
+print("zeta_t(eta=1) - DDPM x_0 coefficient =", sp.simplify(zeta_eta1 - ddpm_x0_coef))
 print("sigma_t(1)^2    - beta_tilde_t         =", sp.simplify(sigma_sq_eta1 - ddpm_var))
 print("sigma_t(1)^2 in rho form               =", sp.factor(sigma_sq_eta1))
 
@@ -658,7 +659,7 @@ print("sigma_t(1)^2 in rho form               =", sp.factor(sigma_sq_eta1))
 # %%
 # NBVAL_CHECK_OUTPUT
 s2 = sp.symbols("s2", positive=True)  # sigma_t^2
-kappa_s2 = sp.sqrt(1 - a_prev - s2) / sp.sqrt(1 - a_t)  # kernel (7): x_{t-1} = lambda x_0 + kappa x_t + noise
+kappa_s2 = sp.sqrt(1 - a_prev - s2) / sp.sqrt(1 - a_t)  # kernel (7): x_{t-1} = zeta x_0 + kappa x_t + noise
 cov_t_prev = kappa_s2 * (1 - a_t)  # Cov(x_t, x_{t-1} | x_0) = kappa Var(x_t | x_0)
 var_prev = kappa_s2**2 * (1 - a_t) + s2  # Var(x_{t-1} | x_0)
 assert sp.simplify(var_prev - (1 - a_prev)) == 0  # the marginal law again
@@ -699,7 +700,7 @@ print("max |sigma_t(1)^2 - beta_tilde_t|            < 1e-15:", var_err < 1e-15)
 # - **Variance law:** every member has DDPM's marginals $\mathcal N(\sqrt{\bar\alpha_t}x_0, (1-\bar\alpha_t)I)$. We
 #   proved it by induction (composing Gaussians), by total expectation and variance, and by solving for the
 #   undetermined coefficients $\kappa_t = \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}/\sqrt{1-\bar\alpha_t}$,
-#   $\lambda_t = \sqrt{\bar\alpha_{t-1}} - \sqrt{\bar\alpha_t}\kappa_t$.
+#   $\zeta_t = \sqrt{\bar\alpha_{t-1}} - \sqrt{\bar\alpha_t}\kappa_t$.
 # - Matching a variance to a standard deviation (the slip of that review) squares $1-\bar\alpha_{t-1}$ and yields a
 #   kernel whose marginal variance is $(1-\bar\alpha_{t-1})^2$: variance scales by the *square* of a coefficient.
 # - Theorem 1: $J_\sigma = L_\gamma + C$ with weights that depend on $t$ and $\sigma$ only, so a network trained
@@ -733,15 +734,15 @@ result = ch05.check_ddim_sigma(my_sigma)
 
 # %% [markdown]
 # **5.2 (code).** Implement the undetermined coefficients: `my_coefs(alpha_bar_t, alpha_bar_prev, sigma)` returns the pair
-# $(\kappa_t, \lambda_t)$ of section 5.5 (tensors in, tensors out). Then run the grader on the review's slipped
+# $(\kappa_t, \zeta_t)$ of section 5.5 (tensors in, tensors out). Then run the grader on the review's slipped
 # $\kappa_t$ to see it rejected.
 
 
 # %% tags=["exercise"]
 def my_coefs(alpha_bar_t, alpha_bar_prev, sigma):
     kappa = ...
-    lam = ...
-    return kappa, lam
+    zeta = ...
+    return kappa, zeta
 
 
 result = ch05.check_posterior_coefs(my_coefs)
@@ -755,7 +756,7 @@ def my_coefs(alpha_bar_t, alpha_bar_prev, sigma):
     return (
         kappa,
         alpha_bar_prev.sqrt() - alpha_bar_t.sqrt() * kappa,
-    )  # means: lambda + kappa sqrt(abar_t) = sqrt(abar_prev)
+    )  # means: zeta + kappa sqrt(abar_t) = sqrt(abar_prev)
 
 
 result = ch05.check_posterior_coefs(my_coefs)

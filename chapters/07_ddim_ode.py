@@ -61,7 +61,7 @@ book_style()
 torch.set_num_threads(1)
 RECOMPUTE = os.environ.get("DDIM_BOOK_RECOMPUTE") == "1"
 ROOT = Path(pretrained.__file__).resolve().parents[1]  # the repository (for runs/ and scripts/)
-model, s = pretrained.load("mnist")  # the shipped EMA U-Net and its schedule (DDPM's linear one, T = 1000)
+model, schedule = pretrained.load("mnist")  # the shipped EMA U-Net and its schedule (DDPM's linear one, T = 1000)
 held_out = mnist_dataset("held_out")[0]  # 1,000 digits the model never saw, pixels in [-1, 1]
 
 
@@ -125,11 +125,11 @@ print("xbar_t / sqrt(1 + sigma_t^2) =", sp.simplify(xbar_t / sp.sqrt(1 + sigma_o
 
 # %%
 # NBVAL_CHECK_OUTPUT
-sigma_table = ((1 - s.alpha_bars) / s.alpha_bars).sqrt()
-assert torch.allclose(sigma_table[1:], s.snr()[1:].rsqrt(), rtol=1e-12)
+sigma_table = ((1 - schedule.alpha_bars) / schedule.alpha_bars).sqrt()
+assert torch.allclose(sigma_table[1:], schedule.snr()[1:].rsqrt(), rtol=1e-12)
 print(f"{'t':>5} {'alphabar_t':>11} {'sigma_t':>10}")
 for t in (1, 10, 100, 300, 500, 700, 900, 1000):
-    print(f"{t:5d} {s.alpha_bars[t].item():11.6f} {sigma_table[t].item():10.4f}")
+    print(f"{t:5d} {schedule.alpha_bars[t].item():11.6f} {sigma_table[t].item():10.4f}")
 
 # %% [markdown]
 # The package's `samplers.ddim_step` with `eta=0` is the same map, to rounding:
@@ -139,9 +139,9 @@ for t in (1, 10, 100, 300, 500, 700, 900, 1000):
 gen = torch.Generator().manual_seed(70)
 x_img, eps_img = (torch.randn((3, 1, 28, 28), generator=gen, dtype=torch.float64) for _ in range(2))
 for t, t_next in ((1000, 980), (500, 400), (20, 1), (1, 0)):
-    step = samplers.ddim_step(x_img, eps_img, s.alpha_bars[t], s.alpha_bars[t_next], eta=0.0)
+    step = samplers.ddim_step(x_img, eps_img, schedule.alpha_bars[t], schedule.alpha_bars[t_next], eta=0.0)
     h_step = sigma_table[t_next] - sigma_table[t]
-    euler_num = (x_img / s.alpha_bars[t].sqrt() + h_step * eps_img) * s.alpha_bars[t_next].sqrt()
+    euler_num = (x_img / schedule.alpha_bars[t].sqrt() + h_step * eps_img) * schedule.alpha_bars[t_next].sqrt()
     assert torch.allclose(step, euler_num, rtol=1e-10, atol=1e-10)
     print(f"t = {t:4d} -> {t_next:3d}: ddim_step(eta=0) == Euler step in sigma (step size {h_step.item():+.4f})")
 
@@ -242,8 +242,8 @@ assert sp.simplify(velocity_gauss - sigma * (xb - m) / (sd**2 + sigma**2)) == 0 
 # %%
 # NBVAL_CHECK_OUTPUT
 m0, s0 = 0.3, 0.5
-oracle = GaussianOracle(s, mean=m0, std=s0, shape=(1, 28, 28))
-ab = s.alpha_bars.tolist()
+oracle = GaussianOracle(schedule, mean=m0, std=s0, shape=(1, 28, 28))
+ab = schedule.alpha_bars.tolist()
 x_start = torch.randn((4, 1, 28, 28), generator=torch.Generator().manual_seed(71), dtype=torch.float64)
 step_counts = (10, 20, 50, 100, 200, 500, 1000)
 decode_errors = []
@@ -251,9 +251,9 @@ print(
     f"{'S':>5} {'tau_S':>6} {'G_S (sampler)':>14} {'G_S (product)':>14} {'exact gain':>11} {'rel. error':>11} {'S x error':>10}"
 )
 for S in step_counts:
-    taus = samplers.timesteps(s.T, S)
+    taus = samplers.timesteps(schedule.T, S)
     t_S = taus[-1]
-    out = samplers.ddim_sample(oracle, s, x_start, steps=S, progress=False)
+    out = samplers.ddim_sample(oracle, schedule, x_start, steps=S, progress=False)
     gains = ((out - m0) / (x_start - math.sqrt(ab[t_S]) * m0)).flatten()
     assert (gains.max() - gains.min()).item() < 1e-9  # one gain for every pixel: the map is affine
     sig = [0.0] + [math.sqrt((1 - ab[t]) / ab[t]) for t in taus]
@@ -288,8 +288,8 @@ x0_gauss = oracle.sample(4, generator=torch.Generator().manual_seed(72))
 round_trip_mse = []
 print(f"{'S':>5} {'round-trip MSE':>15} {'MSE x S^2':>10} {'latent std':>11}")
 for S in step_counts[:5]:
-    latent = samplers.ddim_invert(oracle, s, x0_gauss, steps=S, progress=False)
-    back = samplers.ddim_sample(oracle, s, latent, steps=S, progress=False)
+    latent = samplers.ddim_invert(oracle, schedule, x0_gauss, steps=S, progress=False)
+    back = samplers.ddim_sample(oracle, schedule, latent, steps=S, progress=False)
     round_trip_mse.append((back - x0_gauss).pow(2).mean().item())
     print(f"{S:5d} {round_trip_mse[-1]:15.3e} {round_trip_mse[-1] * S**2:10.2f} {latent.std().item():11.3f}")
 
@@ -313,8 +313,8 @@ plt.show()
 x0_digits = held_out[:8]
 rows, labels = [x0_digits], ["x_0"]
 for S in (10, 50):
-    latent = samplers.ddim_invert(model, s, x0_digits, steps=S, progress=False)
-    rows.append(samplers.ddim_sample(model, s, latent, steps=S, progress=False).clamp(-1, 1))
+    latent = samplers.ddim_invert(model, schedule, x0_digits, steps=S, progress=False)
+    rows.append(samplers.ddim_sample(model, schedule, latent, steps=S, progress=False).clamp(-1, 1))
     labels.append(f"S={S}")
     mse = (rows[-1] - x0_digits).pow(2).flatten(1).mean(1)
     print(
@@ -387,7 +387,7 @@ for row in record["reconstruction"]:
 # %%
 z_consistency = torch.randn((6, 1, 28, 28), generator=torch.Generator().manual_seed(73))
 consistency_steps = (10, 20, 50, 100)
-decoded = [samplers.ddim_sample(model, s, z_consistency, steps=S, progress=False) for S in consistency_steps]
+decoded = [samplers.ddim_sample(model, schedule, z_consistency, steps=S, progress=False) for S in consistency_steps]
 fig, ax = plt.subplots(figsize=(4.2, 3))
 show_rows(torch.cat(decoded), 6, ax, [f"S={S}" for S in consistency_steps], title="one latent per column")
 fig.tight_layout()
@@ -416,13 +416,13 @@ print("different latents, same S: " + ", ".join(f"S={S}: {v:.3f}" for S, v in zi
 # ## 5. Interpolation, and why slerp
 #
 # A latent is a point in $\mathbb{R}^d$, $d = 784$, so we can walk between two latents and decode each point. The obvious
-# walk, $(1 - \lambda) z_0 + \lambda z_1$, leaves the region where latents live. For $z \sim \mathcal{N}(0, I_d)$ the squared norm
+# walk, $(1 - \xi) z_0 + \xi z_1$ for a weight $\xi$ from 0 to 1, leaves the region where latents live. For $z \sim \mathcal{N}(0, I_d)$ the squared norm
 # $|z|^2$ is a $\chi^2_d$ variable with mean $d$ and variance $2d$, so $|z| / \sqrt{d}$ concentrates at 1 with a spread of only
 # about $1 / \sqrt{2d} = 0.025$: Gaussian latents live on a thin shell. Two independent latents are nearly orthogonal, and
 # the midpoint of the segment between them has norm about $\sqrt{d/2}$, deep inside the shell, where $\mathcal{N}(0, I)$ puts
 # essentially no mass. The spherical interpolation of DDIM sec. 5.3 (`samplers.slerp`),
 #
-# $$\mathrm{slerp}(z_0, z_1; \lambda) = \frac{\sin((1 - \lambda)\theta)}{\sin\theta}\, z_0 + \frac{\sin(\lambda\theta)}{\sin\theta}\, z_1,
+# $$\mathrm{slerp}(z_0, z_1; \xi) = \frac{\sin((1 - \xi)\theta)}{\sin\theta}\, z_0 + \frac{\sin(\xi\theta)}{\sin\theta}\, z_1,
 #   \qquad \cos\theta = \frac{z_0 \cdot z_1}{|z_0|\,|z_1|},$$
 #
 # moves along the great circle instead and keeps the norm. Numbers, exact and Monte Carlo:
@@ -462,25 +462,25 @@ print(f"slerp midpoint: |z| / sqrt(d) = {slerp_mid.mean().item():.4f} +- {slerp_
 # digits with slerp, decoding every frame with DDIM, $S = 20$:
 
 # %%
-lambdas = torch.linspace(0, 1, 9)
+xis = torch.linspace(0, 1, 9)
 za, zb = torch.randn((2, 1, 28, 28), generator=torch.Generator().manual_seed(75))
-slerp_frames = samplers.slerp(za, zb, lambdas)
-lerp_frames = torch.stack([(1 - lam) * za + lam * zb for lam in lambdas])
+slerp_frames = samplers.slerp(za, zb, xis)
+lerp_frames = torch.stack([(1 - xi) * za + xi * zb for xi in xis])
 pair = held_out[[1, 12]]  # a 7 and a 0
-pair_latents = samplers.ddim_invert(model, s, pair, steps=20, progress=False)
-digit_frames = samplers.slerp(pair_latents[0], pair_latents[1], lambdas)
+pair_latents = samplers.ddim_invert(model, schedule, pair, steps=20, progress=False)
+digit_frames = samplers.slerp(pair_latents[0], pair_latents[1], xis)
 frames = torch.cat([slerp_frames, lerp_frames, digit_frames])
-images = samplers.ddim_sample(model, s, frames, steps=20, progress=False).clamp(-1, 1)  # the pixel range
+images = samplers.ddim_sample(model, schedule, frames, steps=20, progress=False).clamp(-1, 1)  # the pixel range
 fig, ax = plt.subplots(figsize=(6.5, 2.6))
 show_rows(
-    images, 9, ax, ["slerp", "lerp", "slerp, two digits"], title=r"interpolation from $\lambda = 0$ to $1$, DDIM S = 20"
+    images, 9, ax, ["slerp", "lerp", "slerp, two digits"], title=r"interpolation from $\xi = 0$ to $1$, DDIM S = 20"
 )
 fig.tight_layout()
 plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("lambda              " + " ".join(f"{lam:6.3f}" for lam in lambdas.tolist()))
+print("xi                  " + " ".join(f"{xi:6.3f}" for xi in xis.tolist()))
 for name, frames_ in (("slerp |z|/sqrt(d)", slerp_frames), ("lerp  |z|/sqrt(d)", lerp_frames)):
     print(f"{name:20s}" + " ".join(f"{v:6.3f}" for v in (frames_.flatten(1).norm(dim=1) / math.sqrt(d)).tolist()))
 
@@ -492,8 +492,8 @@ for name, frames_ in (("slerp |z|/sqrt(d)", slerp_frames), ("lerp  |z|/sqrt(d)",
 for name, row in (("slerp", images[:9]), ("lerp", images[9:18])):
     to_start = [(x - row[0]).abs().mean().item() for x in row]
     to_end = [(x - row[-1]).abs().mean().item() for x in row]
-    print(f"{name:5s} mean |x(lambda) - x(0)|: " + " ".join(f"{v:5.2f}" for v in to_start))
-    print(f"{'':5s} mean |x(lambda) - x(1)|: " + " ".join(f"{v:5.2f}" for v in to_end))
+    print(f"{name:5s} mean |x(xi) - x(0)|: " + " ".join(f"{v:5.2f}" for v in to_start))
+    print(f"{'':5s} mean |x(xi) - x(1)|: " + " ".join(f"{v:5.2f}" for v in to_end))
 
 # %% [markdown]
 # Along the slerp path the frames stay variations of the first digit for a while and then of the last: the distance to
@@ -546,10 +546,10 @@ def my_invert_step(x, eps, alpha_bar_cur, alpha_bar_next):
 result = ch07.check_invert_step(my_invert_step)
 
 # %% [markdown]
-# **7.2 (code).** *Slerp.* Write `my_slerp(z0, z1, alpha)` for a float `alpha` in $[0, 1]$, treating the tensors as flat
-# vectors and returning a tensor of `z0`'s shape. Then check that it gives the frames between the encodings of the two
-# held-out digits of section 6 (`digit_frames`, the bottom row of the figure). (Bonus: what should happen when `z0` and
-# `z1` point the same way, $\theta = 0$?)
+# **7.2 (code).** *Slerp.* Write `my_slerp(z0, z1, alpha)` for a float `alpha` in $[0, 1]$ (the weight $\xi$ of section 5,
+# named `alpha` as in `samplers.slerp`), treating the tensors as flat vectors and returning a tensor of `z0`'s shape.
+# Then check that it gives the frames between the encodings of the two held-out digits of section 5 (`digit_frames`,
+# the bottom row of the figure). (Bonus: what should happen when `z0` and `z1` point the same way, $\theta = 0$?)
 
 
 # %% tags=["exercise"]
@@ -572,12 +572,12 @@ def my_slerp(z0, z1, alpha):
 
 
 result = ch07.check_slerp(my_slerp)
-mine = torch.stack([my_slerp(pair_latents[0], pair_latents[1], lam) for lam in lambdas.tolist()])
+mine = torch.stack([my_slerp(pair_latents[0], pair_latents[1], xi) for xi in xis.tolist()])
 assert (mine - digit_frames).abs().max().item() < 1e-5
-print("my_slerp reproduces the two-digit frames of section 6")
+print("my_slerp reproduces the two-digit frames of section 5")
 
 # %% [markdown]
 # **7.3 (pen and paper).** *The shell.* For $z \sim \mathcal{N}(0, I_d)$ show that $\mathbb{E}|z|^2 = d$ and
 # $\mathrm{Var}\,|z|^2 = 2d$, and deduce that $|z| / \sqrt{d} = 1 + O(1/\sqrt{2d})$. For independent $z_0, z_1$, find the
 # distribution of $(z_0 + z_1)/2$ and of $w (z_0 + z_1)$: which weight $w$ makes the combination again a standard normal
-# latent? Compare with the slerp weights at $\lambda = 1/2$ when $\theta = 90°$. Worked solution: appendix C.
+# latent? Compare with the slerp weights at $\xi = 1/2$ when $\theta = 90°$. Worked solution: appendix C.

@@ -324,7 +324,7 @@ plt.show()
 # constant included, is integrated; for the two-component mixture of section 1, whose $(\log f)'$ is not a polynomial,
 # the cross term is integrated as $\int s_\theta\, f'\,dx$ after checking $f\,(\log f)' = f'$. Every integral is
 # sympy's $\int x^k \mathcal{N}(x; M, S^2)\,dx$, evaluated at each component's parameters. A third density shows
-# why the boundary condition matters: for the exponential density $\lambda e^{-\lambda x}$ on $[0, \infty)$ the
+# why the boundary condition matters: for the exponential density $c\, e^{-c x}$ with rate $c > 0$ on $[0, \infty)$ the
 # boundary term at $0$ survives, and the two sides differ by exactly $p(0)\, s_\theta(0)$.
 
 # %%
@@ -371,8 +371,8 @@ mean_mix = sum(weight * normal_integral(x, mk, sk) for weight, mk, sk in compone
 var_mix = sum(weight * normal_integral(x**2, mk, sk) for weight, mk, sk in components) - mean_mix**2
 
 # the exponential density on [0, oo): the boundary term p(0) s_theta(0) does not vanish
-lam = sp.Symbol("lambda", positive=True)
-p_exp = lam * sp.exp(-lam * x)
+rate = sp.Symbol("c", positive=True)
+p_exp = rate * sp.exp(-rate * x)
 psi_exp = sp.simplify(sp.diff(sp.log(p_exp), x))
 
 
@@ -397,12 +397,12 @@ print("exponential on [0, oo): explicit - constant - Hyvarinen form =", boundary
 # Within the linear family, score matching on the mixture returns the Gaussian with the mixture's mean and
 # variance: the best straight line through a curved score. On a Gaussian it returns the true score.
 #
-# Now in $d = 5$ dimensions, by Monte Carlo. The data are $\mathcal{N}(\mu, \Sigma)$, whose score is
-# $-\Sigma^{-1}(x - \mu)$, and the model is $s_\theta(x) = A x + b$ with $\theta = (A, b)$, 30 numbers.
+# Now in $d = 5$ dimensions, by Monte Carlo. The data are $\mathcal{N}(m, \Sigma)$, whose score is
+# $-\Sigma^{-1}(x - m)$, and the model is $s_\theta(x) = A x + b$ with $\theta = (A, b)$, 30 numbers.
 # `jacobian_trace` computes $\operatorname{tr}\nabla_x s_\theta$ the way one would for any network, with one
 # backward pass per output coordinate. The Hyvärinen objective is quadratic in $\theta$, so one Newton step
 # (gradient and Hessian by autograd) lands exactly on the minimiser of the sample average. That minimiser is
-# $A = -\hat\Sigma^{-1}$, $b = \hat\Sigma^{-1}\hat\mu$ with the sample moments (set the gradient of the
+# $A = -\hat\Sigma^{-1}$, $b = \hat\Sigma^{-1}\hat m$ with the sample moments (set the gradient of the
 # quadratic to zero), so it should approach the true parameters at the Monte Carlo rate $1/\sqrt{n}$.
 
 
@@ -875,8 +875,8 @@ for t in (50, 300):
 # Tweedie's formula (chapter 3), $\epsilon_\theta(x_t, t) = -\sqrt{1-\bar\alpha_t}\, s_\theta(x_t, t)$. The DSM target is
 # $-\epsilon/\sqrt{1 - \bar\alpha_t}$, so
 # $\|\epsilon - \epsilon_\theta\|^2 = (1 - \bar\alpha_t)\,\|s_\theta(x_t, t) - \nabla_{x_t} \log q(x_t\mid x_0)\|^2$:
-# DDPM's eq. (14) is DSM summed over the noise levels with weight $\lambda_t = 1 - \bar\alpha_t$, the variance of the
-# noise at level $t$. NCSN (Song & Ermon 2019, sec. 4.2) chose the same weight, $\lambda(\sigma) = \sigma^2$, for the same
+# DDPM's eq. (14) is DSM summed over the noise levels with weight $w_t = 1 - \bar\alpha_t$, the variance of the
+# noise at level $t$. NCSN (Song & Ermon 2019, sec. 4.2) chose the same weight, $w(\sigma) = \sigma^2$ (the paper's $\lambda(\sigma)$), for the same
 # reason: it makes every level's term of order one.
 #
 # **The DDPM sampler is an annealed, Langevin-like predictor.** Substituting the score into DDPM eq. (11) gives
@@ -1019,12 +1019,12 @@ result = ch08.check_dsm_target(my_dsm_target)
 # score of $q_t$ — the minimiser of the denoising loss is the score of the *noisy* marginal, not of the data. Worked
 # solution: appendix C.
 #
-# **8.5 (code, then pen and paper).** Take data with mean $\mu$ and variance $\sigma^2$ on the real line (any
+# **8.5 (code, then pen and paper).** Take data with mean $m$ and variance $s^2$ on the real line (any
 # distribution with these two moments and tails light enough for section 4's boundary condition) and the linear score
 # model $s_\theta(x) = a x + b$. Write Hyvärinen's objective without its constant, $J(a, b) = \mathbb{E}\bigl[s_\theta'(x) +
 # \tfrac12 s_\theta(x)^2\bigr]$, in closed form as `my_hyvarinen_linear(a, b, mean, var)` (floats or tensors that
 # broadcast); `ch08.check_hyvarinen_linear` checks it. Then set its two partial derivatives to zero by hand and show
-# that the minimiser is $a = -1/\sigma^2$, $b = \mu/\sigma^2$: the score of $\mathcal{N}(\mu, \sigma^2)$, whatever the data's
+# that the minimiser is $a = -1/s^2$, $b = m/s^2$: the score of $\mathcal{N}(m, s^2)$, whatever the data's
 # distribution. Worked solution of the second part: appendix C.
 
 

@@ -15,7 +15,7 @@
 # # Appendix A — How exact is DDIM with a perfect network?
 #
 # A trained network makes errors, and so does a sampler that takes 10 steps where the model was trained for 1000.
-# To see the sampler's own error we remove the network's: for Gaussian data $x_0 \sim \mathcal N(\mu, s^2 I)$ the
+# To see the sampler's own error we remove the network's: for Gaussian data $x_0 \sim \mathcal N(m, s^2 I)$ the
 # exact noise predictor $\mathbb E[\epsilon \mid x_t]$ is known in closed form (`ddim_book.oracles.GaussianOracle`),
 # and deterministic DDIM ($\eta = 0$, DDIM eq. (12)) becomes a chain of affine maps that we can follow with pen,
 # paper and sympy.
@@ -46,43 +46,43 @@ book_style()
 torch.set_num_threads(1)  # the tensors here are small: one thread is faster than two competing ones
 schedule = NoiseSchedule.linear(T=1000, beta_start=1e-4, beta_end=0.02)  # DDPM's schedule
 T, ab = schedule.T, schedule.alpha_bars
-mu, s = 1.0, 0.5  # the data: x_0 ~ N(mu, s^2) per coordinate
-oracle = GaussianOracle(schedule, mean=mu, std=s, shape=(1,))
+m, s = 1.0, 0.5  # the data: x_0 ~ N(m, s^2) per coordinate
+oracle = GaussianOracle(schedule, mean=m, std=s, shape=(1,))
 
 # %% [markdown]
 # ## A.1 The perfect network for Gaussian data
 #
-# Write $a = \bar\alpha_t$. With $x_t = \sqrt a\, x_0 + \sqrt{1-a}\,\epsilon$ and $x_0 \sim \mathcal N(\mu, s^2)$ (one
+# Write $a = \bar\alpha_t$. With $x_t = \sqrt a\, x_0 + \sqrt{1-a}\,\epsilon$ and $x_0 \sim \mathcal N(m, s^2)$ (one
 # coordinate: the covariance is $s^2 I$, so coordinates never interact), $x_t$ and $\epsilon$ are jointly Gaussian and
 #
 # $$\mathbb E[\epsilon \mid x_t] = \frac{\operatorname{Cov}(\epsilon, x_t)}{\operatorname{Var}(x_t)}\,(x_t - \mathbb E x_t)
-# = \frac{\sqrt{1-a}}{v(a)}\,(x_t - \sqrt a\,\mu), \qquad v(a) = a s^2 + 1 - a .$$
+# = \frac{\sqrt{1-a}}{v(a)}\,(x_t - \sqrt a\,m), \qquad v(a) = a s^2 + 1 - a .$$
 #
 # This is the minimiser of $L_\text{simple}$ (chapter 3), the network we would get with infinite data and capacity.
 
 # %%
 a, a2, s_sym = sp.symbols("a a' s", positive=True)  # a = alpha_bar at the current step, a' at the next one
-mu_sym, x = sp.symbols("mu x", real=True)
-X0, Eps = Normal("x_0", mu_sym, s_sym), Normal("epsilon", 0, 1)
+m_sym, x = sp.symbols("m x", real=True)
+X0, Eps = Normal("x_0", m_sym, s_sym), Normal("epsilon", 0, 1)
 X_t = sp.sqrt(a) * X0 + sp.sqrt(1 - a) * Eps
 v = a * s_sym**2 + 1 - a
 v2 = a2 * s_sym**2 + 1 - a2
 assert sp.simplify(variance(X_t) - v) == 0
 eps_coef = sp.simplify(covariance(Eps, X_t) / variance(X_t))
 assert sp.simplify(eps_coef - sp.sqrt(1 - a) / v) == 0
-eps_hat = eps_coef * (x - sp.sqrt(a) * mu_sym)  # the exact E[epsilon | x_t = x]
+eps_hat = eps_coef * (x - sp.sqrt(a) * m_sym)  # the exact E[epsilon | x_t = x]
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print("Var[x_t]            =", variance(X_t).simplify())
 print("E[epsilon | x_t=x]  =", eps_hat)
-eps_fn = sp.lambdify((x, a, s_sym, mu_sym), eps_hat)
+eps_fn = sp.lambdify((x, a, s_sym, m_sym), eps_hat)
 points = torch.tensor([[-2.0], [0.0], [0.7], [3.0]], dtype=torch.float64)
 print(f"{'t':>5} {'x':>5} {'GaussianOracle':>15} {'closed form':>12}")
 for t in (1, 300, 1000):
     got = oracle(points, t)
     for xv, e in zip(points[:, 0].tolist(), got[:, 0].tolist()):
-        want = eps_fn(xv, ab[t].item(), s, mu)
+        want = eps_fn(xv, ab[t].item(), s, m)
         assert abs(e - want) < 1e-12
         print(f"{t:>5} {xv:>5.1f} {e:>15.6f} {want:>12.6f}")
 
@@ -101,9 +101,9 @@ b_i = sp.simplify(x_next.subs(x, 0))
 A_closed = (sp.sqrt(a) * sp.sqrt(a2) * s_sym**2 + sp.sqrt(1 - a) * sp.sqrt(1 - a2)) / v
 assert sp.simplify(A_i - A_closed) == 0
 assert sp.simplify(sp.diff(x_next, x, 2)) == 0  # affine: no curvature
-assert sp.simplify(b_i - (sp.sqrt(a2) - A_closed * sp.sqrt(a)) * mu_sym) == 0  # the step maps the mean to the mean
+assert sp.simplify(b_i - (sp.sqrt(a2) - A_closed * sp.sqrt(a)) * m_sym) == 0  # the step maps the mean to the mean
 # the predicted x_0 is the posterior mean E[x_0 | x_t] (Tweedie; chapter 3)
-assert sp.simplify(x0_hat - (mu_sym + sp.sqrt(a) * s_sym**2 * (x - sp.sqrt(a) * mu_sym) / v)) == 0
+assert sp.simplify(x0_hat - (m_sym + sp.sqrt(a) * s_sym**2 * (x - sp.sqrt(a) * m_sym) / v)) == 0
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -112,19 +112,19 @@ print("b_i =", sp.factor(b_i))
 print("x0_hat(x) =", sp.simplify(x0_hat))
 
 # %% [markdown]
-# $A_i = \big(\sqrt{a a'}\,s^2 + \sqrt{(1-a)(1-a')}\big) / (a s^2 + 1 - a)$ and $b_i = (\sqrt{a'} - A_i\sqrt a)\,\mu$. Since
-# $b_i$ sends the true mean $\sqrt a\,\mu$ to the true mean $\sqrt{a'}\mu$, it is cleaner to follow deviations
-# $y = x - \sqrt{a}\,\mu$ from the true mean: $y' = A_i\, y$.
+# $A_i = \big(\sqrt{a a'}\,s^2 + \sqrt{(1-a)(1-a')}\big) / (a s^2 + 1 - a)$ and $b_i = (\sqrt{a'} - A_i\sqrt a)\,m$. Since
+# $b_i$ sends the true mean $\sqrt a\,m$ to the true mean $\sqrt{a'}m$, it is cleaner to follow deviations
+# $y = x - \sqrt{a}\,m$ from the true mean: $y' = A_i\, y$.
 #
 # ## A.3 What $S$ steps produce, and why it is never too much
 #
 # DDIM runs $\tau_S \to \tau_{S-1} \to \dots \to \tau_1 \to 0$, the last step going to $\bar\alpha_0 = 1$. Start from
-# $x_{\tau_S}$ with mean $m$ and variance $V$. Every step multiplies the deviation by $A_i$, so the output has
+# $x_{\tau_S}$ with mean $M$ and variance $V$. Every step multiplies the deviation by $A_i$, so the output has
 #
 # $$\operatorname{Var}_S = V \prod_{i=1}^{S} A_i^2, \qquad
-# \mathbb E_S - \mu = \big(m - \sqrt{\bar\alpha_{\tau_S}}\,\mu\big) \prod_{i=1}^{S} A_i .$$
+# \mathbb E_S - m = \big(M - \sqrt{\bar\alpha_{\tau_S}}\,m\big) \prod_{i=1}^{S} A_i .$$
 #
-# The sampler starts from $x_T \sim \mathcal N(0, I)$: $V = 1$, $m = 0$.
+# The sampler starts from $x_T \sim \mathcal N(0, I)$: $V = 1$, $M = 0$.
 #
 # **Per-step inequality.** The exact transport (the probability-flow ODE, DDIM eq. (14)) would scale a deviation by
 # $\sqrt{v(a')/v(a)}$, turning variance $v(a)$ into $v(a')$. DDIM does not scale more: $A_i^2\, v(a) \le v(a')$. Put
@@ -187,7 +187,7 @@ A_fn = sp.lambdify((a, a2, s_sym), A_closed, "math")
 
 
 def closed_form(sched, std, steps, spacing, mean=0.0):
-    """(prod A_i, Var_S from V = 1, mean error from m = 0, sum of squared angle steps, tau_S) for one plan."""
+    """(prod A_i, Var_S from V = 1, mean error from M = 0, sum of squared angle steps, tau_S) for one plan."""
     taus = samplers.timesteps(sched.T, steps, spacing)
     abl = sched.alpha_bars.tolist()
     slope, angles = 1.0, 0.0
@@ -211,14 +211,14 @@ x_T = torch.randn((n_draws, 1), generator=gen, dtype=torch.float64)
 results = {}
 for spacing in ("trailing", "uniform"):
     for S in S_list:
-        slope, var_S, mean_err, angles, tau_S = closed_form(schedule, s, S, spacing, mu)
-        exact_slope, exact_intercept = appendix.produced_map(schedule, s, S, spacing, mean=mu)
-        assert abs(exact_slope - slope) < 1e-12 * max(1.0, abs(slope)) and abs(exact_intercept - mu - mean_err) < 1e-12
+        slope, var_S, mean_err, angles, tau_S = closed_form(schedule, s, S, spacing, m)
+        exact_slope, exact_intercept = appendix.produced_map(schedule, s, S, spacing, mean=m)
+        assert abs(exact_slope - slope) < 1e-12 * max(1.0, abs(slope)) and abs(exact_intercept - m - mean_err) < 1e-12
         if spacing == "uniform" and S == T:
             results[spacing, S] = results["trailing", S]  # the same sequence 1, ..., T
             continue
         out = samplers.ddim_sample(oracle_at_common_t, schedule, x_T, steps=S, spacing=spacing, progress=False)
-        mc_var, mc_mean_err = out.var().item(), out.mean().item() - mu
+        mc_var, mc_mean_err = out.var().item(), out.mean().item() - m
         assert abs(mc_var - var_S) < 4 * var_S * math.sqrt(2 / n_draws)
         assert abs(mc_mean_err - mean_err) < 4 * math.sqrt(var_S / n_draws)
         results[spacing, S] = (tau_S, var_S, mc_var, mean_err, mc_mean_err, angles)
@@ -231,7 +231,7 @@ def v_of(t):
 
 
 print(
-    f"data N({mu}, {s}^2): true variance s^2 = {s**2}; sample variance of the 50,000 x_T draws = {x_T.var().item():.4f}"
+    f"data N({m}, {s}^2): true variance s^2 = {s**2}; sample variance of the 50,000 x_T draws = {x_T.var().item():.4f}"
 )
 for spacing in ("trailing", "uniform"):
     print(f"\n{spacing} sub-sequence, x_T ~ N(0, 1)")
@@ -251,7 +251,7 @@ for spacing in ("trailing", "uniform"):
 
 # %% [markdown]
 # Columns: $\operatorname{Var}_S$ from the closed form and from Monte Carlo; the ratio to $s^2$; the ratio the same chain
-# would give started from the true $q(x_{\tau_S})$; the mean error $\mathbb E_S - \mu$ (closed form and Monte Carlo); the
+# would give started from the true $q(x_{\tau_S})$; the mean error $\mathbb E_S - m$ (closed form and Monte Carlo); the
 # deficit $1 - \prod\cos^2\Delta\varphi_i$ and its bound $\sum \Delta\varphi_i^2$. Every Monte Carlo number agrees with the
 # closed form to four standard errors, and `ddim_sample` matches the closed-form slope and intercept to $10^{-12}$.
 # (The Monte Carlo variances all sit about 0.3% low together: every row maps the same 50,000 draws, whose sample
@@ -259,15 +259,15 @@ for spacing in ("trailing", "uniform"):
 #
 # What the table says:
 #
-# - **Trailing**: one step from pure noise returns $\mathbb E[x_0 \mid x_T] \approx \mu$ for every draw — variance
+# - **Trailing**: one step from pure noise returns $\mathbb E[x_0 \mid x_T] \approx m$ for every draw — variance
 #   $\approx 0$. The variance then climbs monotonically toward $s^2$, but even $S = T = 1000$ falls short by 0.6%: the
 #   1000-step schedule is itself a discretisation, and its first steps (near $t = 1$, where $\varphi$ changes fastest)
 #   take the largest angles. The deficit is almost exactly $\sum\Delta\varphi_i^2$.
 # - **Uniform**: at $S = 1$ the single step starts at $t = 1$ and the output variance is $\approx 1$, four times too large, with the
-#   mean near 0 instead of $\mu$ — the bound fails because the start is wrong, not because the step is. From $S = 2$ on, $\tau_S$
+#   mean near 0 instead of $m$ — the bound fails because the start is wrong, not because the step is. From $S = 2$ on, $\tau_S$
 #   is at least 501, the start is nearly right, and the variance stays below $s^2$.
-# - The mean error is $-\sqrt{\bar\alpha_{\tau_S}}\,\mu\prod A_i$: it is the mean of $q(x_{\tau_S})$ that the $\mathcal N(0, I)$
-#   start forgets, carried down by the same slopes. For trailing steps it stays below $0.4\%$ of $\mu$.
+# - The mean error is $-\sqrt{\bar\alpha_{\tau_S}}\,m\prod A_i$: it is the mean of $q(x_{\tau_S})$ that the $\mathcal N(0, I)$
+#   start forgets, carried down by the same slopes. For trailing steps it stays below $0.4\%$ of $m$.
 # - Started from the true $q(x_{\tau_S})$, every entry of the "from q(x_tau)" column is $\le 1$, as the theorem says.
 
 # %%
@@ -297,7 +297,7 @@ fig.tight_layout()
 # ## Summary
 #
 # - With a perfect network for Gaussian data, a deterministic DDIM step is affine: $A_i = \big(\sqrt{a a'}s^2 + \sqrt{(1-a)(1-a')}\big)/(a s^2 + 1 - a)$,
-#   and $S$ steps produce variance $V\prod A_i^2$ and mean error $(m - \sqrt{\bar\alpha_{\tau_S}}\mu)\prod A_i$.
+#   and $S$ steps produce variance $V\prod A_i^2$ and mean error $(M - \sqrt{\bar\alpha_{\tau_S}}\,m)\prod A_i$.
 # - By Cauchy–Schwarz each step scales a deviation by no more than the exact flow would, so from the true
 #   $q(x_{\tau_S})$ the produced variance is $s^2 \prod\cos^2\Delta\varphi_i \le s^2$, with a deficit of about $\sum\Delta\varphi_i^2$
 #   that vanishes as the steps refine: DDIM under-disperses, it does not over-disperse.
@@ -307,7 +307,7 @@ fig.tight_layout()
 # ## Exercises
 #
 # **A.1 (code).** Write `my_produced_variance(schedule, std, steps, spacing)` that returns the variance deterministic DDIM
-# produces from $x_T \sim \mathcal N(0, 1)$ for data $\mathcal N(\mu, \text{std}^2)$, from the closed form (use
+# produces from $x_T \sim \mathcal N(0, 1)$ for data $\mathcal N(m, \text{std}^2)$, from the closed form (use
 # `samplers.timesteps` and `schedule.alpha_bars`, not the sampler). Fill in the exercise cell and run it:
 # `appendix.check_produced_variance` compares your function with `appendix.produced_variance`, which measures the
 # variance with `ddim_sample` and the oracle. The solution cell after it holds a worked answer.

@@ -348,9 +348,9 @@ print("single steps of DDPM's schedule: " + ", ".join(f"eta_max({t_}) = {e_:.2f}
 #
 # Now condition everything on $x_0$ and take $X = x_{t-1}$, $Y = Z = x_t$ (one coordinate). Given $x_t$, $Z = x_t$ is
 # fixed, so $\operatorname{Cov}(x_{t-1}, x_t \mid x_t, x_0) = 0$, and $\mathbb E[x_t \mid x_t] = x_t$. With
-# $\mathbb E[x_{t-1} \mid x_t, x_0] = \kappa_t x_t + \lambda_t x_0$ (section 5.5):
+# $\mathbb E[x_{t-1} \mid x_t, x_0] = \kappa_t x_t + \zeta_t x_0$ (section 5.5):
 #
-# $$\operatorname{Cov}(x_{t-1}, x_t \mid x_0) = \operatorname{Cov}(\kappa_t x_t + \lambda_t x_0,\, x_t \mid x_0) = \kappa_t(1-\bar\alpha_t)
+# $$\operatorname{Cov}(x_{t-1}, x_t \mid x_0) = \operatorname{Cov}(\kappa_t x_t + \zeta_t x_0,\, x_t \mid x_0) = \kappa_t(1-\bar\alpha_t)
 #   = \sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}\,\sqrt{1-\bar\alpha_t}.$$
 #
 # The noises $r_k = (x_k - \sqrt{\bar\alpha_k}x_0)/\sqrt{1-\bar\alpha_k}$ have unit variance given $x_0$ and are shifted and scaled
@@ -463,7 +463,7 @@ for eta_value in (sp.Integer(1), sp.Rational(1, 2)):
 #
 # For independent $z_0, z_1$, $(z_0 + z_1)/2$ is Gaussian with mean 0 and covariance $\tfrac14 I + \tfrac14 I = \tfrac12 I$:
 # $\mathcal N(0, I/2)$, a latent on the shell of radius $\sqrt{d/2}$, far inside the one that $x_T$ lives on. In general
-# $w(z_0 + z_1) \sim \mathcal N(0, 2w^2 I)$, which is standard normal for $w = 1/\sqrt2$. Slerp at $\lambda = 1/2$ with $\theta = 90°$
+# $w(z_0 + z_1) \sim \mathcal N(0, 2w^2 I)$, which is standard normal for $w = 1/\sqrt2$. Slerp at $\xi = 1/2$ with $\theta = 90°$
 # (two independent latents are nearly orthogonal in high dimension) gives each end the weight
 # $\sin(45°)/\sin(90°) = 1/\sqrt2$: exactly the combination $(z_0 + z_1)/\sqrt2$ that is again a standard normal latent.
 
@@ -497,9 +497,9 @@ print(
 # $\mathbb E[x_t^2] = a^2 s^2 + u$ and $\mathbb E[x_t x_0] = a s^2$ the numerator is $u$, so $c_1 = -1/(a^2 s^2 + u)$:
 # the slope of the score of $q_t = \mathcal N(0, a^2 s^2 + u)$, not of the data's $-1/s^2$.
 #
-# **8.5 (the part by hand).** $J(a, b) = a + \tfrac12\bigl(a^2(\sigma^2 + \mu^2) + 2ab\mu + b^2\bigr)$. Setting
-# $\partial J/\partial b = a\mu + b = 0$ gives $b = -a\mu$; then $\partial J/\partial a = 1 + a(\sigma^2 + \mu^2) + b\mu =
-# 1 + a\sigma^2 = 0$, so $a = -1/\sigma^2$ and $b = \mu/\sigma^2$: the score $-(x - \mu)/\sigma^2$ of $\mathcal N(\mu, \sigma^2)$.
+# **8.5 (the part by hand).** $J(a, b) = a + \tfrac12\bigl(a^2(s^2 + m^2) + 2abm + b^2\bigr)$. Setting
+# $\partial J/\partial b = am + b = 0$ gives $b = -am$; then $\partial J/\partial a = 1 + a(s^2 + m^2) + bm =
+# 1 + a s^2 = 0$, so $a = -1/s^2$ and $b = m/s^2$: the score $-(x - m)/s^2$ of $\mathcal N(m, s^2)$.
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
@@ -516,10 +516,10 @@ loss = sp.expand(E(sp.expand((c_1 * x_t + (x_t - a_ * x_0) / u_) ** 2)))
 (c_1_best,) = sp.solve(sp.diff(loss, c_1), c_1)
 assert sp.simplify(c_1_best + 1 / (a_**2 * s_**2 + u_)) == 0
 
-a_lin, b_lin, mu_, var_ = sp.symbols("a b mu sigma2", real=True)
-J = a_lin + sp.Rational(1, 2) * (a_lin**2 * (var_ + mu_**2) + 2 * a_lin * b_lin * mu_ + b_lin**2)
+a_lin, b_lin, m_, var_ = sp.symbols("a b m s2", real=True)
+J = a_lin + sp.Rational(1, 2) * (a_lin**2 * (var_ + m_**2) + 2 * a_lin * b_lin * m_ + b_lin**2)
 best = sp.solve([sp.diff(J, a_lin), sp.diff(J, b_lin)], [a_lin, b_lin], dict=True)
-assert best == [{a_lin: -1 / var_, b_lin: mu_ / var_}]
+assert best == [{a_lin: -1 / var_, b_lin: m_ / var_}]
 print(f"8.3 ratio: {sp.simplify(ratio)}; 8.4: c_1 = {c_1_best}; 8.5: a = {best[0][a_lin]}, b = {best[0][b_lin]}")
 
 # %% [markdown] tags=["solution"]
