@@ -284,7 +284,7 @@ print(
 # | $w_t$ | the weight of term $t$ in a loss: the variational bound's (DDPM eq. (12)), and denoising score matching's, $w(\sigma)$ (NCSN's $\lambda(\sigma)$) | ch. 3 sec. 5, ch. 4 sec. 4; ch. 8 sec. 8 |
 # | $w$, $w_k$, $w_i$ | other weights, and a width: mixture weights $w_k$ (ch. 7 sec. 2, ch. 8); importance weights $w_i$ (ch. 3 sec. 7); the time embedding's frequencies $w_k$ (ch. 4 sec. 2); the slope $w$ of chapter 3's toy VAE decoder (sec. 1); the width $w$ of chapter 8's thin ring (sec. 6) | as listed |
 # | $\zeta_t$ | the coefficient of $x_0$ in the mean of $q_\sigma(x_{t-1} \mid x_t, x_0)$, next to $\kappa_t$ (a review's $\lambda_t$) | ch. 5, appendix C |
-# | $\xi$ | the interpolation weight of lerp and slerp (`alpha` in `samplers.slerp`) | ch. 7, appendix C |
+# | $\xi$ | the interpolation weight of lerp and slerp (`xi` in `samplers.slerp`) | ch. 7, appendix C |
 # | $\lambda$ | half the log signal-to-noise ratio, $-\log\sigma$: DPM-Solver's time | ch. 9, appendix C |
 # | $m$ | the mean of Gaussian data $x_0 \sim \mathcal N(m, s^2)$ (the oracles' `mean`); $\tilde\mu_t$ and $\mu_\theta$ are the means of reverse steps (DDPM's names, ch. 2–5), and $M$ the mean of the start of a DDIM chain (appendix A) | ch. 3, 4, 7, 8, 9, appendices A and C |
 # | $k$ | diffusers' 0-based timestep, $k = t - 1$ | appendix B |

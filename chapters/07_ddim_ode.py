@@ -546,14 +546,14 @@ def my_invert_step(x, eps, alpha_bar_cur, alpha_bar_next):
 result = ch07.check_invert_step(my_invert_step)
 
 # %% [markdown]
-# **7.2 (code).** *Slerp.* Write `my_slerp(z0, z1, alpha)` for a float `alpha` in $[0, 1]$ (the weight $\xi$ of section 5,
-# named `alpha` as in `samplers.slerp`), treating the tensors as flat vectors and returning a tensor of `z0`'s shape.
+# **7.2 (code).** *Slerp.* Write `my_slerp(z0, z1, xi)` for a float `xi` in $[0, 1]$ (the weight $\xi$ of section 5, as
+# in `samplers.slerp`), treating the tensors as flat vectors and returning a tensor of `z0`'s shape.
 # Then check that it gives the frames between the encodings of the two held-out digits of section 5 (`digit_frames`,
 # the bottom row of the figure). (Bonus: what should happen when `z0` and `z1` point the same way, $\theta = 0$?)
 
 
 # %% tags=["exercise"]
-def my_slerp(z0, z1, alpha):
+def my_slerp(z0, z1, xi):
     # theta: the angle between z0 and z1, from the flattened vectors; then the sin-weighted combination
     return ...
 
@@ -563,12 +563,12 @@ result = ch07.check_slerp(my_slerp)
 
 # %% tags=["solution"]
 # NBVAL_CHECK_OUTPUT
-def my_slerp(z0, z1, alpha):
+def my_slerp(z0, z1, xi):
     a, b = z0.flatten().double(), z1.flatten().double()
     theta = torch.arccos((a @ b / (a.norm() * b.norm())).clamp(-1.0, 1.0))
-    if torch.sin(theta) < 1e-6:  # theta -> 0: the weights tend to 1 - alpha and alpha, so slerp becomes lerp
-        return (1 - alpha) * z0 + alpha * z1
-    return (torch.sin((1 - alpha) * theta) * z0 + torch.sin(alpha * theta) * z1) / torch.sin(theta)
+    if torch.sin(theta) < 1e-6:  # theta -> 0: the weights tend to 1 - xi and xi, so slerp becomes lerp
+        return (1 - xi) * z0 + xi * z1
+    return (torch.sin((1 - xi) * theta) * z0 + torch.sin(xi * theta) * z1) / torch.sin(theta)
 
 
 result = ch07.check_slerp(my_slerp)

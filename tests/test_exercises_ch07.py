@@ -48,12 +48,12 @@ def test_invert_step_mistakes_fail_at_the_first_step(mistake):
     assert "Hint:" in str(err.value)
 
 
-def hand_slerp(z0, z1, alpha, swap=False, normalise=False):
+def hand_slerp(z0, z1, xi, swap=False, normalise=False):
     u, v = z0.flatten().double(), z1.flatten().double()
     theta = torch.arccos(torch.dot(u, v) / (u.norm() * v.norm()))
     if normalise:
         u, v = u / u.norm(), v / v.norm()
-    w0, w1 = torch.sin((1 - alpha) * theta), torch.sin(alpha * theta)
+    w0, w1 = torch.sin((1 - xi) * theta), torch.sin(xi * theta)
     if swap:
         w0, w1 = w1, w0
     return ((w0 * u + w1 * v) / torch.sin(theta)).reshape(z0.shape).to(z0.dtype)
@@ -67,9 +67,9 @@ def test_slerp_reference_and_hand_written_pass():
 @pytest.mark.parametrize(
     ("wrong", "case"),
     [
-        (lambda z0, z1, alpha: (1 - alpha) * z0 + alpha * z1, "Gaussian latents (1, 6, 6), alpha = 0.3"),
-        (lambda z0, z1, alpha: hand_slerp(z0, z1, alpha, swap=True), "Gaussian latents (1, 6, 6), alpha = 0.0"),
-        (lambda z0, z1, alpha: hand_slerp(z0, z1, alpha, normalise=True), "Gaussian latents (1, 6, 6), alpha = 0.0"),
+        (lambda z0, z1, xi: (1 - xi) * z0 + xi * z1, "Gaussian latents (1, 6, 6), xi = 0.3"),
+        (lambda z0, z1, xi: hand_slerp(z0, z1, xi, swap=True), "Gaussian latents (1, 6, 6), xi = 0.0"),
+        (lambda z0, z1, xi: hand_slerp(z0, z1, xi, normalise=True), "Gaussian latents (1, 6, 6), xi = 0.0"),
     ],
     ids=["lerp", "swapped weights", "normalised vectors"],
 )

@@ -296,7 +296,7 @@ def test_slerp():
     # for orthogonal unit vectors the midpoint keeps unit norm, unlike linear interpolation
     e0, e1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     assert samplers.slerp(e0, e1, 0.5).norm().item() == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(ValueError, match="xi must be"):
         samplers.slerp(z0, z1, 1.5)
     with pytest.raises(ValueError, match="shape"):
         samplers.slerp(z0, z1[0], 0.5)

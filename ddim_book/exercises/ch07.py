@@ -2,7 +2,7 @@
 
     from ddim_book.exercises import ch07
     ch07.check_invert_step(my_invert_step)   # (x, eps, alpha_bar_cur, alpha_bar_next) -> x_next, DDIM sec. 5.4
-    ch07.check_slerp(my_slerp)               # (z0, z1, alpha) -> the spherical interpolant, DDIM sec. 5.3
+    ch07.check_slerp(my_slerp)               # (z0, z1, xi) -> the spherical interpolant, DDIM sec. 5.3
 
 The inversion step is graded by running it inside a full encoding loop with an exact Gaussian oracle as
 the model and comparing every visited point with :func:`ddim_book.samplers.ddim_invert`; slerp is
@@ -98,22 +98,22 @@ def _slerp_cases() -> list[tuple[str, dict]]:
     z0 = torch.randn((1, 6, 6), generator=g, dtype=torch.float64)
     z1 = torch.randn((1, 6, 6), generator=g, dtype=torch.float64)
     e0, e1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
-    cases = [(f"Gaussian latents (1, 6, 6), alpha = {a}", {"z0": z0, "z1": z1, "alpha": a}) for a in (0.0, 0.3, 1.0)]
+    cases = [(f"Gaussian latents (1, 6, 6), xi = {a}", {"z0": z0, "z1": z1, "xi": a}) for a in (0.0, 0.3, 1.0)]
     cases += [
-        ("orthogonal unit vectors in float32, alpha = 0.5", {"z0": e0, "z1": e1, "alpha": 0.5}),
-        ("orthogonal vectors of norms 1 and 3, alpha = 0.25", {"z0": e0, "z1": 3 * e1, "alpha": 0.25}),
-        ("vectors 135 degrees apart, alpha = 0.6", {"z0": e0, "z1": torch.tensor([-1.0, 1.0]), "alpha": 0.6}),
+        ("orthogonal unit vectors in float32, xi = 0.5", {"z0": e0, "z1": e1, "xi": 0.5}),
+        ("orthogonal vectors of norms 1 and 3, xi = 0.25", {"z0": e0, "z1": 3 * e1, "xi": 0.25}),
+        ("vectors 135 degrees apart, xi = 0.6", {"z0": e0, "z1": torch.tensor([-1.0, 1.0]), "xi": 0.6}),
     ]
     return cases
 
 
 def check_slerp(fn: Callable) -> str:
-    """Grade ``fn(z0, z1, alpha) -> z``, spherical linear interpolation (DDIM sec. 5.3; chapter 7).
+    """Grade ``fn(z0, z1, xi) -> z``, spherical linear interpolation (DDIM sec. 5.3; chapter 7).
 
-    z0, z1: tensors of one shape, treated as flat vectors; alpha: a float in [0, 1]. The result has z0's shape:
-    sin((1 - alpha) theta) / sin(theta) z0 + sin(alpha theta) / sin(theta) z1 with theta the angle between them.
+    z0, z1: tensors of one shape, treated as flat vectors; xi: a float in [0, 1]. The result has z0's shape:
+    sin((1 - xi) theta) / sin(theta) z0 + sin(xi theta) / sin(theta) z1 with theta the angle between them.
     """
-    graded = positional("check_slerp", fn, "z0", "z1", "alpha")
+    graded = positional("check_slerp", fn, "z0", "z1", "xi")
     return compare(
         "check_slerp",
         graded,
@@ -123,8 +123,8 @@ def check_slerp(fn: Callable) -> str:
         atol=1e-6,
         hint=(
             "theta = arccos(<z0, z1> / (|z0| |z1|)) over all entries (flatten first); weight z0 by "
-            "sin((1 - alpha) theta) / sin(theta) and z1 by sin(alpha theta) / sin(theta); keep the norms of z0 and z1 "
-            "(do not normalise the vectors you combine); alpha = 0 must give z0 back"
+            "sin((1 - xi) theta) / sin(theta) and z1 by sin(xi theta) / sin(theta); keep the norms of z0 and z1 "
+            "(do not normalise the vectors you combine); xi = 0 must give z0 back"
         ),
         exercise="7.2",
     )
