@@ -65,7 +65,9 @@ def generate(
     return torch.cat(out)
 
 
-def score_digits(samples: torch.Tensor, classifier=None, reference="held_out", reps: int = 200, seed: int = 0) -> dict:
+def score_digits(
+    samples: torch.Tensor, classifier=None, reference="held_out", reps: int = 200, seed: int = 0, keep_values=False
+) -> dict:
     """The quality figures of raw sampler output (N, 1, 28, 28).
 
     Samples are clipped to the data range [-1, 1] for scoring only; ``clipped`` is the share of pixels
@@ -73,7 +75,9 @@ def score_digits(samples: torch.Tensor, classifier=None, reference="held_out", r
     interval ``fld_low``/``fld_high`` (95%, ``reps`` resamples), ``real_fld`` (N real training digits
     against the same reference: the floor), ``fld_ratio`` = fld / real_fld, ``confidence`` (mean top
     softmax probability of the shipped classifier), ``class_shares`` (fraction predicted as each digit
-    0..9), ``class_histogram``, ``n``.
+    0..9), ``class_histogram``, ``n``; with ``keep_values``, also ``fld_boot``, the ``reps`` resampled FLDs, for
+    a paired comparison with another set scored with the same ``seed`` and n whose image i shares its x_T
+    (:func:`ddim_book.metrics.paired_difference`).
     """
     if not isinstance(samples, torch.Tensor) or samples.ndim != 4 or not samples.is_floating_point():
         raise ValueError("samples must be a float tensor of shape (N, 1, 28, 28)")
@@ -83,7 +87,7 @@ def score_digits(samples: torch.Tensor, classifier=None, reference="held_out", r
     x = samples.float().cpu()
     clipped = float((x.abs() > 1 + 2 / 255).double().mean())
     x = x.clamp(-1.0, 1.0)
-    fld = fld_bootstrap(x, reference, classifier, reps=reps, seed=seed)
+    fld = fld_bootstrap(x, reference, classifier, reps=reps, seed=seed, keep_values=keep_values)
     real = fld_real_anchor(x.shape[0], classifier, seed=seed)
     cls = classifier_scores(x, classifier)
     n = x.shape[0]
@@ -98,4 +102,4 @@ def score_digits(samples: torch.Tensor, classifier=None, reference="held_out", r
         "class_histogram": cls["class_histogram"],
         "class_shares": [c / n for c in cls["class_histogram"]],
         "clipped": clipped,
-    }
+    } | ({"fld_boot": [round(v, 4) for v in fld["values"]]} if keep_values else {})

@@ -8,6 +8,11 @@ setting of the model card, scored by ``evaluation.score_digits`` against the 1,0
 bootstrap interval, the classifier's confidence, the class shares). Writes ``data/results/learning_curve_mnist.json``
 (one row per training step, kept across calls: rows of steps already there are not recomputed) and, with ``--doc``,
 the learning-curve block of that Markdown file. A corrupt file is reported with the command that rebuilds it.
+
+Every checkpoint draws the same x_T, so the rows are paired: each keeps its 200 resampled FLDs (``fld_boot``) and
+the table gives the change of the FLD since the first row with the paired 95% interval
+(:func:`ddim_book.metrics.paired_difference`), much narrower than the two rows' own intervals. Rows cached without
+their resampled FLDs are recomputed.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from ddim_book._io import atomic_write_text
 from ddim_book.bench.report import check_doc, update_doc
 from ddim_book.checkpoints import load_checkpoint, load_weights
 from ddim_book.evaluation import generate, score_digits
+from ddim_book.metrics import paired_difference
 from ddim_book.models import build_model
 from ddim_book.schedules import NoiseSchedule
+from ddim_book.training.configs import TrainConfig, lr_at
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "results" / "learning_curve_mnist.json"
@@ -56,12 +63,12 @@ def score_checkpoint(state: dict, n: int = 1000, seed: int = 0) -> dict:
     schedule = NoiseSchedule.from_dict(state["schedule"])
     row = {"step": state["step"], "images_seen": state["step"] * state["config"]["batch_size"], "n": n, "seed": seed}
     row["config"] = state["config"]["name"]
+    row["lr"] = lr_at(TrainConfig.from_dict(state["config"]), state["step"] - 1)  # of the last update before it
     for S in STEPS:
         start = time.perf_counter()
-        scores = score_digits(generate(model, schedule, n, steps=S, seed=seed), seed=seed)
-        row[f"S{S}"] = {
-            key: scores[key] for key in ("fld", "fld_low", "fld_high", "real_fld", "fld_ratio", "confidence")
-        }
+        scores = score_digits(generate(model, schedule, n, steps=S, seed=seed), seed=seed, keep_values=True)
+        keys = ("fld", "fld_low", "fld_high", "real_fld", "fld_ratio", "confidence", "fld_boot")
+        row[f"S{S}"] = {key: scores[key] for key in keys}
         shares = scores["class_shares"]
         row[f"S{S}"] |= {"class_share_min": min(shares), "class_share_max": max(shares)}
         row[f"S{S}"]["seconds"] = round(time.perf_counter() - start, 1)
@@ -77,19 +84,34 @@ def render(record: dict) -> str:
         f"x_T seed {first['seed']}, against the 1,000 held-out digits "
         f"(real digits: FLD {first['S50']['real_fld']:.2f}).",
         "",
-        "| training step | images seen | FLD, S = 50 [95% interval] | FLD / real | confidence, S = 50 | FLD, S = 10 "
-        "[95% interval] | confidence, S = 10 |",
-        "|---|---|---|---|---|---|---|",
+        f"The change columns give FLD minus the FLD at step {first['step']:,} with the paired 95% interval; `*` marks "
+        "an interval that excludes 0.",
+        "",
+        "| training step | images seen | lr | FLD, S = 50 [95% interval] | change since the first row, S = 50 | "
+        "FLD / real | confidence, S = 50 | FLD, S = 10 [95% interval] | change, S = 10 | confidence, S = 10 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         a, b = r["S50"], r["S10"]
         fld_a = f"{a['fld']:.2f} [{a['fld_low']:.2f}, {a['fld_high']:.2f}]"
         fld_b = f"{b['fld']:.2f} [{b['fld_low']:.2f}, {b['fld_high']:.2f}]"
+        lr = f"{r['lr']:.2g}" if "lr" in r else "-"
         lines.append(
-            f"| {r['step']:,} | {r['images_seen']:,} | {fld_a} | {a['fld_ratio']:.2f} | {a['confidence']:.3f} | "
-            f"{fld_b} | {b['confidence']:.3f} |"
+            f"| {r['step']:,} | {r['images_seen']:,} | {lr} | {fld_a} | {change(r, first, 'S50')} | "
+            f"{a['fld_ratio']:.2f} | {a['confidence']:.3f} | {fld_b} | {change(r, first, 'S10')} | "
+            f"{b['confidence']:.3f} |"
         )
     return "\n".join(lines)
+
+
+def change(row: dict, first: dict, key: str) -> str:
+    """FLD(row) - FLD(first) with its paired 95% interval, as a table entry ('-' for the first row itself)."""
+    if row is first or "fld_boot" not in row[key] or "fld_boot" not in first[key]:
+        return "-"
+    a, b = row[key], first[key]
+    d = paired_difference({**a, "values": a["fld_boot"]}, {**b, "values": b["fld_boot"]})
+    star = "*" if d["high"] < 0 or d["low"] > 0 else ""
+    return f"{d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]{star}"
 
 
 def main(argv=None) -> int:
@@ -112,14 +134,16 @@ def main(argv=None) -> int:
     record = read_cache(args.out)
     record |= {"description": "sample quality of the mnist recipe's EMA model against training steps, one run",
                "command": "python scripts/learning_curve.py " + " ".join(str(p) for p in args.checkpoints)}  # fmt: skip
-    done = {r["step"] for r in record["rows"]}
+    # a row without its resampled FLDs cannot be paired: it is scored again when its checkpoint is given
+    done = {r["step"] for r in record["rows"] if "fld_boot" in r["S50"]}
     for path in args.checkpoints:
         state = load_checkpoint(path)
         step = state["step"]
         if step in done:
             continue
         row = score_checkpoint(state)
-        record["rows"] = sorted([*record["rows"], row], key=lambda r: r["step"])
+        others = [r for r in record["rows"] if r["step"] != step]
+        record["rows"] = sorted([*others, row], key=lambda r: r["step"])
         done.add(step)
         atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
         print(f"step {step:,}: FLD {row['S50']['fld']:.2f} (S = 50), {row['S10']['fld']:.2f} (S = 10)", flush=True)
