@@ -101,12 +101,24 @@ def render(name: str, entry: dict) -> str:
         previous = q.get("previous_model")
         if previous:
             lines += [
-                f"The model shipped before this one ({previous['images_seen']:,} training images, sha256 "
+                f"An earlier shipped model ({previous['images_seen']:,} training images, sha256 "
                 f"`{previous['sha256'][:16]}...`), scored the same way with the same x_T:",
                 "",
                 *_quality_rows(previous["settings"]),
                 "",
             ]
+            if previous.get("change"):
+                lines += [
+                    "The change of the FLD from that model to this one, with the 95% interval of the paired bootstrap "
+                    "(image i of both sets grew from the same x_T, and both were resampled at the same positions):",
+                    "",
+                    "| setting | FLD change [paired 95% interval] | larger than its noise |",
+                    "|---|---|---|",
+                    *[f"| {name} | {d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] | "
+                      f"{'yes' if d['high'] < 0 or d['low'] > 0 else 'no'} |"
+                      for name, d in sorted(previous["change"].items())],
+                    "",
+                ]  # fmt: skip
     lines += ["## Known limits", ""] + [f"- {item}" for item in entry.get("known_limits", [])]
     return "\n".join(lines) + "\n"
 
@@ -129,6 +141,6 @@ def plot_loss(log_csv: str | Path, out_png: str | Path, title: str = "") -> Path
     ax.grid(alpha=0.3)
     fig.tight_layout()
     out_png = Path(out_png)
-    fig.savefig(out_png, dpi=100)
+    fig.savefig(out_png, dpi=120)
     plt.close(fig)
     return out_png

@@ -7,7 +7,8 @@ Protocol (:mod:`ddim_book.evaluation`): n digits from x_T drawn with ``--seed``,
 clipped to [-1, 1] for scoring only; Fréchet LeNet Distance against the 1,000 held-out digits with a 95%
 bootstrap interval, beside the FLD of n real training digits against the same reference; the shipped
 classifier's mean confidence and the share of samples it assigns to each digit. Resumable: settings already
-recorded for the same model sha256, n and seed are skipped.
+recorded for the same model sha256, n and seed are skipped. Each setting keeps its 200 resampled FLDs, and with
+``--previous`` the manifest records the change of the FLD from the older model with its paired 95% interval.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from ddim_book import pretrained
 from ddim_book.checkpoints import load_checkpoint, load_model
 from ddim_book.evaluation import generate, score_digits
+from ddim_book.metrics import paired_difference
 from ddim_book.pretrained import MANIFEST, checkpoint_dir, sha256_of
 from ddim_book.shipping import write_manifest
 
@@ -35,12 +37,24 @@ def score_model(model, schedule, n: int, seed: int, done: dict, save) -> dict:
             continue
         start = time.perf_counter()
         x = generate(model, schedule, n, steps=steps, seed=seed, progress=True)
-        scores = score_digits(x, seed=seed)
+        scores = score_digits(x, seed=seed, keep_values=True)  # the resampled FLDs pair this model with another
         done[name] = scores | {"sampling_seconds": round(time.perf_counter() - start, 1)}
         save()
         print(f"{name}: FLD {scores['fld']:.2f} [{scores['fld_low']:.2f}, {scores['fld_high']:.2f}] (real digits "
               f"{scores['real_fld']:.2f}), confidence {scores['confidence']:.3f}", flush=True)  # fmt: skip
     return done
+
+
+def paired_changes(new: dict, old: dict) -> dict:
+    """FLD(new) - FLD(old) per setting with the paired 95% interval: both models drew image i from the same x_T and
+    were resampled at the same positions (same seed and n), so the difference is measured, not two intervals."""
+    out = {}
+    for name in sorted(set(new) & set(old)):
+        a, b = new[name], old[name]
+        if "fld_boot" in a and "fld_boot" in b:
+            d = paired_difference({**a, "values": a["fld_boot"]}, {**b, "values": b["fld_boot"]})
+            out[name] = {key: d[key] for key in ("diff", "low", "high", "level")}
+    return out
 
 
 def main(argv=None) -> int:
@@ -80,6 +94,9 @@ def main(argv=None) -> int:
             quality["previous_model"] = old
         model, schedule = load_model(args.previous)
         score_model(model, schedule, args.n, args.seed, old["settings"], save)
+        old["change"] = paired_changes(quality["settings"], old["settings"])
+        for name, d in old["change"].items():
+            print(f"{name}: FLD change from the earlier model {d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]")
     save()
     print(f"recorded in {root / MANIFEST} and the model card")
     return 0
