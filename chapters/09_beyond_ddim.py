@@ -406,7 +406,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ddim_book import paths
+from ddim_book import metrics, paths
 
 record_path = paths.results_dir() / "solver_digits.json"
 if os.environ.get("DDIM_BOOK_RECOMPUTE") == "1":
@@ -425,6 +425,18 @@ for key, name in rule_names.items():
 print(f"{'confidence':>20}" + "".join(f"{'S = ' + str(S):>24}" for S in cell_steps))
 for key, name in rule_names.items():
     print(f"{name:>20}" + "".join(f"{solver_record['cells'][f'{key}|{S}']['confidence']:>24.3f}" for S in cell_steps))
+print(f"{'minus DDIM [paired]':>20}" + "".join(f"{'S = ' + str(S):>24}" for S in cell_steps))
+for key in ("2m-lambda", "2m-sigma"):
+    entries = []
+    for S in cell_steps:
+        a, b = solver_record["cells"][f"{key}|{S}"], solver_record["cells"][f"ddim|{S}"]
+        if "fld_boot" not in a or "fld_boot" not in b:
+            entries.append(f"{'(no resamples)':>24}")
+            continue
+        d = metrics.paired_difference({**a, "values": a["fld_boot"]}, {**b, "values": b["fld_boot"]})
+        star = "*" if d["high"] < 0 or d["low"] > 0 else " "
+        entries.append(f"{d['diff']:+8.1f} [{d['low']:+5.1f}, {d['high']:+5.1f}]{star}")
+    print(f"{rule_names[key]:>20}" + "".join(entries))
 
 # %% [markdown]
 # On real digits the second-order rules pay off where the steps are long. At 5 evaluations both are far better than
