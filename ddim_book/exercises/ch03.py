@@ -2,7 +2,7 @@
 
     from ddim_book.exercises import ch03
     ch03.check_gaussian_kl(my_gaussian_kl)     # my_gaussian_kl(mean1, var1, mean2, var2) -> KL, elementwise
-    ch03.check_loss_weight(my_loss_weight)     # my_loss_weight(schedule, t, variance) -> lambda_t of DDPM eq. (12)
+    ch03.check_loss_weight(my_loss_weight)     # my_loss_weight(schedule, t, variance) -> w_t of DDPM eq. (12)
     ch03.check_mu_from_eps(my_mu_from_eps)     # my_mu_from_eps(schedule, x_t, t, eps) -> mu_theta of DDPM eq. (11)
 
 Each check calls the reader's function on a fixed set of cases and raises :class:`ExerciseError` naming the
@@ -37,7 +37,7 @@ def gaussian_kl(mean1, var1, mean2, var2):
 
 
 def loss_weight(schedule: NoiseSchedule, t: int, variance: str = "beta") -> float:
-    """lambda_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)), the weight of DDPM eq. (12); chapter 3.
+    """w_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)), the weight of DDPM eq. (12); chapter 3.
 
     ``variance`` picks sigma_t^2 = beta_t ("beta", any t in 1..T) or beta_tilde_t ("beta_tilde", t in 2..T:
     beta_tilde_1 = 0 makes the weight infinite). Returns a float.
@@ -101,7 +101,7 @@ def check_gaussian_kl(fn: Callable) -> str:
 
 
 def check_loss_weight(fn: Callable, schedule: NoiseSchedule | None = None) -> str:
-    """Grade ``fn(schedule, t, variance)`` = lambda_t of DDPM eq. (12) (chapter 3).
+    """Grade ``fn(schedule, t, variance)`` = w_t of DDPM eq. (12) (chapter 3).
 
     Graded on ``schedule`` (default: DDPM's linear one, T = 1000) and on a short cosine schedule.
     """
@@ -125,7 +125,7 @@ def check_loss_weight(fn: Callable, schedule: NoiseSchedule | None = None) -> st
         rtol=1e-6,
         atol=0.0,
         hint=(
-            "lambda_t = beta_t**2 / (2 * sigma_t**2 * alpha_t * (1 - alpha_bar_t)) with sigma_t**2 = betas[t] or "
+            "w_t = beta_t**2 / (2 * sigma_t**2 * alpha_t * (1 - alpha_bar_t)) with sigma_t**2 = betas[t] or "
             "posterior_variances[t]; index the schedule's arrays by t itself (alpha_bars[0] = 1)."
         ),
         exercise="3.2",

@@ -3,8 +3,8 @@
 Every quantity here is a function of alpha_bar only (the DDIM paper's alpha; DDIM arXiv:2010.02502 v4):
 
 - :func:`check_ddim_sigma`: sigma_t(eta) of DDIM eq. (16), against :func:`ddim_book.samplers.ddim_sigma`.
-- :func:`check_posterior_coefs`: the coefficients (kappa_t, lambda_t) of the q_sigma posterior, DDIM eq. (7),
-  written as N(kappa_t x_t + lambda_t x_0, sigma_t^2 I), against :func:`posterior_coefs`.
+- :func:`check_posterior_coefs`: the coefficients (kappa_t, zeta_t) of the q_sigma posterior, DDIM eq. (7),
+  written as N(kappa_t x_t + zeta_t x_0, sigma_t^2 I), against :func:`posterior_coefs`.
 - :func:`check_max_eta`: the largest eta for which the "direction pointing to x_t" coefficient of a
   (possibly skipping) step stays real, against :func:`max_eta`.
 
@@ -24,9 +24,9 @@ __all__ = ["check_ddim_sigma", "check_max_eta", "check_posterior_coefs", "max_et
 
 
 def posterior_coefs(alpha_bar_t: torch.Tensor, alpha_bar_prev: torch.Tensor, sigma: torch.Tensor):
-    """(kappa_t, lambda_t) with q_sigma(x_prev | x_t, x_0) = N(kappa_t x_t + lambda_t x_0, sigma_t^2 I).
+    """(kappa_t, zeta_t) with q_sigma(x_prev | x_t, x_0) = N(kappa_t x_t + zeta_t x_0, sigma_t^2 I).
 
-    kappa_t = sqrt(1 - a_prev - sigma^2) / sqrt(1 - a_t) and lambda_t = sqrt(a_prev) - sqrt(a_t) kappa_t,
+    kappa_t = sqrt(1 - a_prev - sigma^2) / sqrt(1 - a_t) and zeta_t = sqrt(a_prev) - sqrt(a_t) kappa_t,
     the solution of the undetermined-coefficients system of chapter 5 (DDIM eq. (7) regrouped).
 
     Args: float64 tensors of one shape; a = alpha_bar with 0 < a_t <= a_prev <= 1 and sigma^2 <= 1 - a_prev.
@@ -99,7 +99,7 @@ def check_ddim_sigma(fn) -> str:
 
 
 def check_posterior_coefs(fn) -> str:
-    """Grade ``fn(alpha_bar_t, alpha_bar_prev, sigma) -> (kappa, lambda)`` (DDIM eq. (7); chapter 5)."""
+    """Grade ``fn(alpha_bar_t, alpha_bar_prev, sigma) -> (kappa, zeta)`` (DDIM eq. (7); chapter 5)."""
     cases = []
     for label, a_t, a_prev in _cases():
         for eta in (0.0, 0.5, 1.0):
@@ -113,7 +113,7 @@ def check_posterior_coefs(fn) -> str:
         rtol=1e-9,
         atol=1e-12,
         hint="match variances, not standard deviations: kappa^2 (1 - a_t) + sigma^2 = 1 - a_prev, then "
-        "lambda = sqrt(a_prev) - sqrt(a_t) kappa from the means. Return the pair (kappa, lambda).",
+        "zeta = sqrt(a_prev) - sqrt(a_t) kappa from the means. Return the pair (kappa, zeta).",
         exercise="5.2",
     )
 
