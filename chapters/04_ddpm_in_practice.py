@@ -391,16 +391,23 @@ else:
     print("loss every 10 steps:", " ".join(f"{v:.3f}" for v in tiny_log["loss"]))
 
 # %% [markdown]
-# The training log of the model used in this chapter (the shipped one, unless you recomputed):
+# The training log of the model used in this chapter (the shipped one, unless you recomputed), with the learning
+# rate on the right-hand axis: look for the warm-up at the very start and, where the config has one, the cool-down at
+# the end, where the lr falls linearly to 0 and the loss settles a little lower.
 
 # %%
 log = np.genfromtxt(log_path, delimiter=",", names=True)
-fig, ax = plt.subplots(figsize=(6, 2.8))
-ax.semilogy(log["step"], log["loss"], "-", color="C0")
+fig, ax = plt.subplots(figsize=(6.4, 2.9))
+loss_line = ax.semilogy(log["step"], log["loss"], "-", color="C0", lw=0.8, label=r"$L_\mathrm{simple}$")
 ax.set(
     xlabel="training step", ylabel=r"$L_\mathrm{simple}$ (mean over 50 steps)", title=f"training loss, {log_path.name}"
 )
 ax.grid(True, which="both", lw=0.3)
+lr_axis = ax.twinx()
+lr_line = lr_axis.plot(log["step"], log["lr"], "-", color="C1", lw=1.2, label="learning rate")
+lr_axis.set_ylabel("learning rate")
+lr_axis.set_ylim(0, 1.1 * log["lr"].max())
+ax.legend(handles=loss_line + lr_line, loc="upper right", fontsize=8)
 fig.tight_layout()
 plt.show()
 print(f"last logged loss {log['loss'][-1]:.4f} at step {int(log['step'][-1])}")
@@ -714,8 +721,8 @@ plt.show()
 # %% [markdown]
 # On the left, the distortion falls steeply for almost no rate and then crawls. Down to $t \approx 700$ the receiver has paid
 # about 0.001 bits per pixel and knows no more than the average digit (the RMSE is the average digit's, about 65 grey levels).
-# By $t = 200$, for about 0.06 bits per pixel, the error is down to about 17 grey levels and the digit is recognisable. The last
-# 20 steps then take more than half of the total of about 0.8 bits per pixel, to remove errors of about 3 grey levels or less, which
+# By $t = 200$, for about 0.06 bits per pixel, the error is down to about 16 grey levels and the digit is recognisable. The last
+# 20 steps then take more than half of the total of about 0.75 bits per pixel, to remove errors of about 3 grey levels or less, which
 # nobody can see. DDPM makes the same observation on CIFAR10 (its fig. 5): most of the code length goes to imperceptible
 # detail, which is how its models can be excellent lossy compressors, with good samples, and still have only middling
 # log-likelihoods. On the right, the coarse error

@@ -711,19 +711,22 @@ pattern(previous_cells, "fld", f"MNIST, the first model (sha256 {previous['model
 # negligible (section 6.2). That is an explanation, not a proof.
 #
 # **What the digits say.** With the shipped model (1,000 digits per cell, each FLD with its 95% interval), part (i)
-# holds for $\hat\sigma$: at $S = 10$ and $20$ it is far worse than every $\eta$ (FLD 189 and 56, against 13 to 25),
-# as on CIFAR10. Among $\eta = 0, 0.2, 0.5$ and $1$, no difference is larger than its interval at any $S$ up to 100
-# (in "which differences are real" above, every $\eta$ is marked `~`; only $\hat\sigma$ is marked `>`, at small $S$). The point estimates lean towards $\eta = 0.5$ and $1$ by a
-# few FLD units, but the intervals, about $\pm 3$ to $\pm 5$, overlap. So DDIM's headline advantage of $\eta = 0$ at
-# small $S$ (CIFAR10 at $S = 10$: FID 13.4 against 41.1 for $\eta = 1$) does not show here: on these digits the
-# deterministic and the stochastic samplers are equally good within what 1,000 samples can resolve. The model shipped
-# before this one, trained on a fifth as many images, had $\eta = 1$ ahead at every $S$ (the last line; 250 digits per
-# cell, no intervals). With more training that lead shrank into the noise, which fits the explanation above (a network
-# with larger errors gains more from noise that forgets them); two models are not a proof of it. At $S = 1000$, where
-# the paper finds $\hat\sigma$ best, all five cells are computed with 500 digits each (they cost ten times the
-# $S = 100$ ones): $\hat\sigma$ 14.8, $\eta = 1$ 14.9, $\eta = 0.5$ 14.0 and $\eta = 0.2$ 13.9 against $\eta = 0$'s 20.3.
-# The stochastic samplers lead, in the paper's direction, but every interval ($\pm 5$ to $\pm 6$) overlaps every
-# other, so at this $n$ the ranking is noise.
+# holds for $\hat\sigma$: at $S = 10$ and $20$ it is far worse than every $\eta$, as on CIFAR10, and from $S = 50$ on it
+# is within the noise of the others. Among $\eta = 0, 0.2, 0.5$ and $1$, no difference is larger than its noise at any
+# $S$: side by side every interval overlaps the best one's (in "which differences are real" every $\eta$ is marked `~`;
+# only $\hat\sigma$ is marked `>`, at $S = 10$ and $20$), and paired against $\eta = 0$ every one of their intervals
+# contains 0 (the only `*` in the last table are $\hat\sigma$'s). Pairing narrows the intervals little here, unlike for two checkpoints of one training run
+# (BENCHMARKS.md, "Training longer"): with $\eta > 0$ fresh noise enters at every step, so one $x_T$ ends as a different
+# digit under each $\eta$ and the two sets are paired only loosely. So DDIM's headline advantage of $\eta = 0$ at small
+# $S$ (CIFAR10 at $S = 10$: FID 13.4 against 41.1 for $\eta = 1$) does not show on these digits: the deterministic and
+# the stochastic samplers are equally good within what 1,000 samples can resolve, and at $S = 10$ and $20$ the point
+# estimates even lean slightly the other way. The book's first shipped model, trained on far fewer images (the ratio
+# is printed above its table), had $\eta = 1$ ahead at every $S$ (250 digits per cell, no intervals). With more
+# training that lead shrank into the noise, which fits the explanation above (a network with larger errors gains more
+# from noise that forgets them); two models are not a proof of it. At $S = 1000$, where the paper finds $\hat\sigma$
+# best, each cell has 500 digits (they cost ten times the $S = 100$ ones). $\eta = 0$ and $0.5$ have the higher point
+# estimates there, but every interval, side by side or paired, is wide enough to contain the others, so at this $n$
+# the ranking is noise.
 #
 # The figure puts the three tables side by side (log scales). The dotted lines are the baselines: exact vs exact for
 # the mixture, real vs real and noise vs real for MNIST.
