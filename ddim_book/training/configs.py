@@ -191,9 +191,8 @@ def lr_at(config: TrainConfig, step: int) -> float:
     """Learning rate of the update from ``step`` to ``step + 1`` (0-based).
 
     lr * min(1, (step + 1) / warmup_steps, (total_steps - step) / lr_decay_steps): a linear warm-up, a
-    constant stretch, and a linear cool-down that reaches 0 at the last update when ``lr_decay_steps > 0``.
-    Averaging the weights (the EMA) removes some of the noise a constant lr leaves in them; lowering the
-    lr at the end removes more (BENCHMARKS.md, "Training longer").
+    constant stretch, and a linear cool-down that reaches 0 at the last update when ``lr_decay_steps > 0``
+    (BENCHMARKS.md, "Training longer", follows the shipped run through its cool-down).
     """
     factor = 1.0
     if config.warmup_steps:
