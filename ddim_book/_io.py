@@ -1,7 +1,9 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never a torn one."""
+"""Atomic file writes (a reader sees the old file or the complete new one, never a torn one), and reading the JSON
+records the cache scripts keep."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -50,3 +52,21 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """:func:`atomic_write` of a text file (UTF-8)."""
     return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def read_json_record(path: str | os.PathLike, rebuild: str, field: str, kind: type, empty: dict | None = None) -> dict:
+    """The JSON record at ``path``, or a copy of ``empty`` ({} by default) when there is none.
+
+    A file that is not JSON, not an object, or whose ``field`` (when present) is not a ``kind`` stops the run
+    with one line naming the command that rebuilds it: ``error: PATH is corrupt (...); ... with: REBUILD``.
+    """
+    path = Path(path)
+    if not path.exists():
+        return dict(empty or {})
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not isinstance(record.get(field, kind()), kind):
+            raise ValueError(f"not a record with a {kind.__name__} of {field!r}")
+        return record
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SystemExit(f"error: {path} is corrupt ({err}); delete it and rebuild it with: {rebuild}") from None

@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from ddim_book import pretrained, samplers
-from ddim_book._io import atomic_write_text
+from ddim_book._io import atomic_write_text, read_json_record
 from ddim_book.metrics import fold_ring
 from ddim_book.schedules import NoiseSchedule
 
@@ -104,14 +104,7 @@ def merge_and_write(path: Path, results: dict, cells: dict) -> None:
 
 def read_results(path: Path) -> dict:
     """The JSON at ``path`` ({} if absent); a corrupt file stops the run with the command that rebuilds it."""
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise SystemExit(
-            f"error: {path} is corrupt ({err}); delete it and rebuild it with: python scripts/eta_steps_table.py"
-        ) from None
+    return read_json_record(path, "python scripts/eta_steps_table.py", "cells", list)
 
 
 class Mixture:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ddim_book._io import atomic_write_text
+from ddim_book._io import atomic_write_text, read_json_record
 from ddim_book.bench.report import check_doc, update_doc
 from ddim_book.checkpoints import load_checkpoint, load_weights
 from ddim_book.evaluation import generate, score_digits
@@ -42,17 +42,7 @@ STEPS = (50, 10)
 
 def read_cache(path: Path) -> dict:
     """The cached record, or an empty one; a clear error naming the rebuilding command if it is corrupt."""
-    if not path.exists():
-        return {"rows": []}
-    try:
-        record = json.loads(path.read_text())
-        if not isinstance(record, dict) or not isinstance(record.get("rows"), list):
-            raise ValueError("not a learning-curve record")
-        return record
-    except (ValueError, UnicodeDecodeError) as err:
-        raise SystemExit(
-            f"error: {path} is corrupt ({err}); delete it and rebuild it with: python scripts/learning_curve.py CKPT..."
-        ) from None
+    return read_json_record(path, "python scripts/learning_curve.py CKPT...", "rows", list, empty={"rows": []})
 
 
 def score_checkpoint(state: dict, n: int = 1000, seed: int = 0) -> dict:

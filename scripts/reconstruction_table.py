@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from ddim_book import pretrained, samplers
-from ddim_book._io import atomic_write_text
+from ddim_book._io import atomic_write_text, read_json_record
 from ddim_book.data import mnist_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,17 +91,7 @@ def consistency(model, schedule, x_T: torch.Tensor, steps: list[int]) -> dict:
 
 def read_cache(path: Path) -> dict:
     """The cached record, or {} if there is none; a clear error naming the rebuilding command if it is corrupt."""
-    if not path.exists():
-        return {}
-    try:
-        record = json.loads(path.read_text())
-        if not isinstance(record, dict) or not isinstance(record.get("reconstruction", []), list):
-            raise ValueError("not a reconstruction record")
-        return record
-    except (ValueError, UnicodeDecodeError) as err:
-        raise SystemExit(
-            f"error: {path} is corrupt ({err}); delete it and rebuild it with: python scripts/reconstruction_table.py"
-        ) from None
+    return read_json_record(path, "python scripts/reconstruction_table.py", "reconstruction", list)
 
 
 def main(argv=None) -> int:

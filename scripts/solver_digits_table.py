@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from ddim_book import evaluation, pretrained, samplers
-from ddim_book._io import atomic_write_text
+from ddim_book._io import atomic_write_text, read_json_record
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = {"ddim": ("ddim", None), "2m-lambda": ("dpm-solver-2", "lambda"), "2m-sigma": ("dpm-solver-2", "sigma")}
@@ -41,17 +41,7 @@ RULES = {"ddim": ("ddim", None), "2m-lambda": ("dpm-solver-2", "lambda"), "2m-si
 
 def read_cache(path: Path) -> dict:
     """The cached record, or {} if there is none; a clear error naming the rebuilding command if it is corrupt."""
-    if not path.exists():
-        return {}
-    try:
-        record = json.loads(path.read_text())
-        if not isinstance(record, dict) or not isinstance(record.get("cells", {}), dict):
-            raise ValueError("not a solver-digits record")
-        return record
-    except (ValueError, UnicodeDecodeError) as err:
-        raise SystemExit(
-            f"error: {path} is corrupt ({err}); delete it and rebuild it with: python scripts/solver_digits_table.py"
-        ) from None
+    return read_json_record(path, "python scripts/solver_digits_table.py", "cells", dict)
 
 
 @torch.inference_mode()
