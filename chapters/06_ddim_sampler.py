@@ -658,7 +658,7 @@ separated({k: c for k, c in mnist_cells.items() if k not in stale}, "MNIST, ship
 # that excludes 0, a difference larger than its noise (positive: worse than $\eta = 0$).
 
 # %%
-from ddim_book.metrics import paired_difference
+from ddim_book.metrics import paired_fld_change
 
 
 def paired_against(cells, reference="0"):
@@ -669,14 +669,13 @@ def paired_against(cells, reference="0"):
         if reference not in row or any("fld_boot" not in c for c in row.values()):
             print(f"S = {S:>4}: cells missing, or computed without their resampled FLDs (rerun the script)")
             continue
-        base = {**row[reference], "values": row[reference]["fld_boot"]}
         entries = []
         for e in (e for e in ETAS if e != reference):
             if e not in row:
                 entries.append(f"{'-':>22}")
                 continue
-            d = paired_difference({**row[e], "values": row[e]["fld_boot"]}, base)
-            star = "*" if d["low"] > 0 or d["high"] < 0 else " "
+            d = paired_fld_change(row[e], row[reference])
+            star = "*" if d["excludes_zero"] else " "
             entries.append(f"{d['diff']:+7.1f} [{d['low']:+6.1f},{d['high']:+6.1f}]{star}")
         print(f"S = {S:>4}" + "".join(f"{x:>22}" for x in entries))
 
@@ -693,9 +692,10 @@ paired_against({k: c for k, c in mnist_cells.items() if k not in stale})
 previous = json.loads((RESULTS / "eta_steps_mnist_previous_model.json").read_text())
 previous_cells = {(c["eta"], c["steps"]): c for c in previous["cells"]}
 previous_n = sorted({c["n"] for c in previous["cells"]})
-earlier = pretrained.entry("mnist").get("quality", {}).get("previous_model", {})
+shipped_entry = pretrained.entry("mnist")
+earlier = shipped_entry.get("quality", {}).get("previous_model", {})
 if earlier.get("sha256") == previous["model"]:
-    shipped_images = pretrained.entry("mnist")["images_seen"]
+    shipped_images = shipped_entry["images_seen"]
     print(
         f"that model saw {earlier['images_seen']:,} training images, the shipped one {shipped_images:,} "
         f"({shipped_images / earlier['images_seen']:.1f} times as many)"

@@ -435,8 +435,8 @@ for label, (first, second) in pairs.items():
         if "fld_boot" not in a or "fld_boot" not in b:
             entries.append(f"{'(no resamples)':>24}")
             continue
-        d = metrics.paired_difference({**a, "values": a["fld_boot"]}, {**b, "values": b["fld_boot"]})
-        star = "*" if d["high"] < 0 or d["low"] > 0 else " "
+        d = metrics.paired_fld_change(a, b)
+        star = "*" if d["excludes_zero"] else " "
         entries.append(f"{d['diff']:+8.1f} [{d['low']:+5.1f}, {d['high']:+5.1f}]{star}")
     print(f"{label:>20}" + "".join(entries))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from ddim_book import pretrained
 from ddim_book.checkpoints import load_checkpoint, load_model
 from ddim_book.evaluation import generate, score_digits
-from ddim_book.metrics import paired_difference
+from ddim_book.metrics import paired_fld_change
 from ddim_book.pretrained import MANIFEST, checkpoint_dir, sha256_of
 from ddim_book.shipping import write_manifest
 
@@ -52,7 +52,7 @@ def paired_changes(new: dict, old: dict) -> dict:
     for name in sorted(set(new) & set(old)):
         a, b = new[name], old[name]
         if "fld_boot" in a and "fld_boot" in b:
-            d = paired_difference({**a, "values": a["fld_boot"]}, {**b, "values": b["fld_boot"]})
+            d = paired_fld_change(a, b)
             out[name] = {key: d[key] for key in ("diff", "low", "high", "level")}
     return out
 

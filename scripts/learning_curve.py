@@ -29,7 +29,7 @@ from ddim_book._io import atomic_write_text, read_json_record
 from ddim_book.bench.report import check_doc, update_doc
 from ddim_book.checkpoints import load_checkpoint, load_weights
 from ddim_book.evaluation import generate, score_digits
-from ddim_book.metrics import paired_difference
+from ddim_book.metrics import paired_fld_change
 from ddim_book.models import build_model
 from ddim_book.schedules import NoiseSchedule
 from ddim_book.training.configs import TrainConfig, lr_at
@@ -99,8 +99,8 @@ def change(row: dict, first: dict, key: str) -> str:
     if row is first or "fld_boot" not in row[key] or "fld_boot" not in first[key]:
         return "-"
     a, b = row[key], first[key]
-    d = paired_difference({**a, "values": a["fld_boot"]}, {**b, "values": b["fld_boot"]})
-    star = "*" if d["high"] < 0 or d["low"] > 0 else ""
+    d = paired_fld_change(a, b)
+    star = "*" if d["excludes_zero"] else ""
     return f"{d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]{star}"
 
 

@@ -26,6 +26,7 @@ from ddim_book.metrics import (
     load_classifier,
     mmd_rbf,
     paired_difference,
+    paired_fld_change,
     sliced_wasserstein,
     train_classifier,
 )
@@ -215,6 +216,15 @@ def test_paired_bootstrap_gives_a_narrower_interval_for_the_difference(shipped):
         paired_difference(a, fld_bootstrap(x, classifier=shipped, seed=3))
     with pytest.raises(ValueError, match="equal n"):
         paired_difference(a, fld_bootstrap(x[:300], classifier=shipped, keep_values=True, seed=3))
+
+
+def test_paired_fld_change_reads_stored_scores():
+    a = {"fld": 12.0, "n": 5, "fld_boot": [12.0, 13.0, 11.5, 12.5, 12.2, 11.9, 12.8, 12.1, 11.7, 12.4]}
+    b = {"fld": 10.0, "n": 5, "fld_boot": [v - 2.0 + 0.01 * i for i, v in enumerate(a["fld_boot"])]}
+    change = paired_fld_change(a, b)
+    assert change["diff"] == pytest.approx(2.0) and change["excludes_zero"]
+    assert change == paired_difference({**a, "values": a["fld_boot"]}, {**b, "values": b["fld_boot"]})
+    assert not paired_fld_change(a, a)["excludes_zero"]
 
 
 def test_image_metrics_reject_bad_images(shipped, held_out):

@@ -20,7 +20,7 @@ from ddim_book.metrics.frechet import (
     frechet_distance,
     frechet_lenet_distance,
 )
-from ddim_book.metrics.paired import paired_difference
+from ddim_book.metrics.paired import paired_difference, paired_fld_change
 
 __all__ = [
     "ClassifierFileError",
@@ -38,6 +38,7 @@ __all__ = [
     "fold_ring",
     "mmd_rbf",
     "paired_difference",
+    "paired_fld_change",
     "sliced_wasserstein",
     "train_classifier",
 ]

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-__all__ = ["paired_difference"]
+__all__ = ["paired_difference", "paired_fld_change"]
 
 
 def paired_difference(a: dict, b: dict, level: float = 0.95) -> dict:
@@ -27,9 +27,9 @@ def paired_difference(a: dict, b: dict, level: float = 0.95) -> dict:
         level: coverage of the interval, in [0.5, 1).
 
     Returns:
-        ``{"diff", "low", "high", "sd", "reps", "level"}``: ``diff = fld_a - fld_b``; ``sd`` is the standard
-        deviation of the resampled differences, and the interval is ``diff +- z * sd``. An interval that
-        excludes 0 says which set is better at this level; one that contains 0 does not.
+        ``{"diff", "low", "high", "sd", "reps", "level", "excludes_zero"}``: ``diff = fld_a - fld_b``; ``sd`` is
+        the standard deviation of the resampled differences, and the interval is ``diff +- z * sd``. An interval
+        that excludes 0 says which set is better at this level; one that contains 0 does not.
     """
     if not (isinstance(level, float) and 0.5 <= level < 1.0):
         raise ValueError(f"level must be a float in [0.5, 1), got {level!r}")
@@ -48,4 +48,12 @@ def paired_difference(a: dict, b: dict, level: float = 0.95) -> dict:
     diff, sd = float(a["fld"]) - float(b["fld"]), float(diffs.std())
     if not math.isfinite(sd):
         raise ValueError("the resampled values are not finite")
-    return {"diff": diff, "low": diff - z * sd, "high": diff + z * sd, "sd": sd, "reps": len(diffs), "level": level}
+    low, high = diff - z * sd, diff + z * sd
+    return {"diff": diff, "low": low, "high": high, "sd": sd, "reps": len(diffs), "level": level,
+            "excludes_zero": low > 0 or high < 0}  # fmt: skip
+
+
+def paired_fld_change(a: dict, b: dict, level: float = 0.95) -> dict:
+    """:func:`paired_difference` of two stored scores, which keep their resampled FLDs as ``fld_boot``
+    (``evaluation.score_digits(keep_values=True)``, the cells of ``scripts/eta_steps_table.py``)."""
+    return paired_difference({**a, "values": a["fld_boot"]}, {**b, "values": b["fld_boot"]}, level)
